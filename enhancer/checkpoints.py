@@ -1,0 +1,202 @@
+"""Read model files safely, detect their network from key names and shapes, and build the network.
+
+Only `weights_only=True` unpickling and safetensors are used, so a file that carries code can never run it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+
+# Containers used by the official training codes, in the order they are preferred.
+CONTAINER_KEYS = ("params_ema", "params", "net", "state_dict", "model")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+
+
+@dataclass
+class Model:
+    """A ready-to-run network and what is known about it."""
+
+    net: nn.Module
+    arch: str
+    task: str
+    scale: int
+    in_channels: int
+    out_channels: int
+    config: dict[str, Any]
+    name: str = "model"
+    source: Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def window(self) -> int:
+        """The grid that tile origins snap to: the attention window of the network."""
+        if self.arch == "swinir":
+            return int(self.config.get("window_size", 8))
+        if self.arch == "mobilesr":
+            return int(self.config.get("window_size", 8))
+        return 8
+
+    @property
+    def pad_multiple(self) -> int:
+        """Input H and W are reflect-padded to a multiple of this before the forward pass (1: none needed)."""
+        if self.arch == "swinir":
+            return self.window
+        if self.arch == "restormer":
+            return 8
+        return 1  # MobileSR pads inside the network
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat state dict of tensors, unwrapping the usual containers."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelError(f"{path}: the file is empty (0 bytes); it is not a model")
+    if path.suffix.lower() == ".safetensors":
+        raw = _read_safetensors(path)
+    else:
+        raw = _read_torch_pickle(path)
+    return unwrap_state_dict(raw, path)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: not a readable safetensors model file ({_first_line(exc)})") from None
+
+
+def _read_torch_pickle(path: Path) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise ModelError(
+                f"{path}: refused to load: the file contains Python code or objects, not only weights. "
+                "It was not executed. Only plain weight files can be used."
+            ) from None
+        raise ModelError(f"{path}: not a PyTorch model file ({_first_line(exc)})") from None
+    except (EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: the file is truncated or damaged ({_first_line(exc) or 'unexpected end of file'})") from None
+    except RuntimeError as exc:
+        text = str(exc)
+        if "PytorchStreamReader" in text or "zip archive" in text or "central directory" in text:
+            raise ModelError(f"{path}: the file is truncated or damaged (its archive cannot be read)") from None
+        raise ModelError(f"{path}: not a PyTorch model file ({_first_line(exc)})") from None
+    except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise ModelError(f"{path}: not a PyTorch model file ({_first_line(exc)})") from None
+
+
+def unwrap_state_dict(raw: Any, path: str | os.PathLike = "<memory>") -> dict[str, torch.Tensor]:
+    """Find the weights inside a training container and strip DataParallel's `module.` prefix."""
+    state = raw
+    for _ in range(3):  # containers may nest, e.g. {"state_dict": {"params": ...}}
+        if not isinstance(state, Mapping):
+            break
+        inner = next((state[k] for k in CONTAINER_KEYS if k in state and isinstance(state[k], Mapping)), None)
+        if inner is None or _is_tensor_dict(state):
+            break
+        state = inner
+    if not isinstance(state, Mapping) or not state:
+        raise ModelError(f"{path}: no weights found in the file (expected a state dict of tensors)")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ModelError(f"{path}: no weights found in the file (expected a state dict of tensors)")
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in tensors.items()}
+
+
+def _is_tensor_dict(state: Mapping) -> bool:
+    return any(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def build_network(arch: str, config: Mapping[str, Any]) -> nn.Module:
+    """Construct a network from its official constructor arguments."""
+    if arch == "swinir":
+        from .archs.swinir import SwinIR
+
+        return SwinIR(**config)
+    if arch == "restormer":
+        from .archs.restormer import Restormer
+
+        return Restormer(**config)
+    if arch == "mobilesr":
+        from .archs.mobilesr import MobileSR
+
+        return MobileSR(**config)
+    raise ModelError(f"unknown architecture {arch!r}")
+
+
+def model_from_state_dict(
+    state: dict[str, torch.Tensor],
+    *,
+    name: str = "model",
+    source: Path | None = None,
+    task: str | None = None,
+    device: torch.device | str = "cpu",
+) -> Model:
+    """Detect the architecture of a state dict, build its network, load it strictly and move it to `device`."""
+    from .detection import detect
+
+    where = str(source) if source else name
+    found = detect(state, where)
+    net = build_network(found.arch, found.config)
+    wanted = set(net.state_dict().keys())
+    weights = {k: v for k, v in state.items() if k in wanted or not k.endswith(found.ignored_suffixes)}
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{where}: weights do not fit the detected {found.arch} network ({_first_line(exc)})") from None
+    net.eval().requires_grad_(False)
+    device = torch.device(device)
+    net.to(device)
+    return Model(
+        net=net,
+        arch=found.arch,
+        task=task or found.task,
+        scale=found.scale,
+        in_channels=found.in_channels,
+        out_channels=found.out_channels,
+        config=dict(found.config),
+        name=name,
+        source=source,
+        device=device,
+    )
+
+
+def load_model(source: str | os.PathLike, device: str | torch.device = "auto") -> Model:
+    """Load a model from a file path or a catalog id, on `device` ("auto", "cpu", "cuda", "mps")."""
+    from .devices import resolve_device
+
+    task = None
+    path = Path(source)
+    name = path.stem
+    if not path.is_file():
+        if path.suffix.lower() in CHECKPOINT_SUFFIXES or os.sep in str(source):
+            raise ModelError(f"{source}: model file not found")
+        from .catalog import resolve_model
+
+        path, entry = resolve_model(str(source))
+        name, task = entry.id, entry.task
+    state = read_state_dict(path)
+    return model_from_state_dict(state, name=name, source=path, task=task, device=resolve_device(device))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
