@@ -1,0 +1,651 @@
+"""Read and write photos with their metadata, so that the output of a photo is that photo, better, with nothing lost.
+
+A `Photo` holds float32 pixels (H×W×C in [0,1], C = 1 gray, 3 colour or 4 colour + alpha) and everything needed to
+write the result back faithfully: the source format, the bit depth (8 or 16), whether it was gray and whether it had
+alpha, the ICC profile (kept byte for byte), the EXIF block (orientation already applied to the pixels and reset to 1),
+XMP, and the DPI.
+
+Reading:
+- Pillow decodes everything it can; 16-bit colour PNG and TIFF, which Pillow would reduce to 8 bits, are decoded by
+  pypng and tifffile so that 16 bits in give 16 bits out. HEIC comes through pillow-heif, AVIF through Pillow.
+- The EXIF orientation is applied (the semantics of `PIL.ImageOps.exif_transpose`), CMYK is converted to RGB (through
+  its ICC profile when it has one) and palette images to RGB or RGBA. GIF and multi-page TIFF give their first frame.
+- Pillow's decompression-bomb guard stays on. Every failure raises `ImageError` naming the file and the reason.
+
+Writing (`write_photo`) goes to a hidden temporary file in the target folder, then `os.replace`, so that a reader never
+sees a partial file and nothing is left behind on failure or interruption. An original is never opened for writing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from .errors import ImageError
+
+try:  # HEIC/HEIF through pillow-heif; the rest of the module works without it
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
+    pillow_heif = None
+
+Image.init()
+
+# Pillow format name of the input -> the format that "same" writes.
+SAME_FORMAT = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",  # phones' JPEGs with a depth map or second frame open as MPO
+    "PNG": "PNG",
+    "WEBP": "WEBP",
+    "TIFF": "TIFF",
+    "BMP": "BMP",
+    "DIB": "BMP",
+    "HEIF": "HEIF",
+    "AVIF": "AVIF",
+}
+# Names a user may give to `format=` -> Pillow format name.
+FORMAT_NAMES = {
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+    "heic": "HEIF",
+    "heif": "HEIF",
+    "avif": "AVIF",
+}
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "HEIF": ".heic", "AVIF": ".avif"}
+# File extensions taken as images when a folder is scanned.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".heic", ".heif", ".avif"}
+)
+
+ORIENTATION_TAG = 0x0112
+EXIF_IFD = 0x8769
+PIXEL_X_DIMENSION = 0xA002
+PIXEL_Y_DIMENSION = 0xA003
+ICC_TIFF_TAG = 34675
+# TIFF tags that describe how the pixels of the source file were stored. Pillow reports them as EXIF for TIFF
+# sources; written into another file they would describe data that is not there.
+TIFF_STRUCTURE_TAGS = frozenset(
+    {256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339, 347, 530, 532,
+     700, ICC_TIFF_TAG, 33723, 34377}
+)
+# Descriptive IFD0 tags that a 16-bit TIFF (written by tifffile) carries over from the EXIF block.
+TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
+
+# Files are created through mkstemp (mode 0600); give the result the permissions a normal new file would have.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@dataclass
+class Photo:
+    """Pixels plus what is needed to write them back the way they came.
+
+    `pixels`: float32 H×W×C in [0,1]; C = 1 (gray), 3 (RGB) or 4 (RGBA; for a gray image with alpha the three colour
+    channels are equal and `gray` is True). Orientation is already applied: row 0 is the top of the photo as seen.
+    `format`: Pillow's name of the source format ("JPEG", "PNG", "TIFF", ...). `bit_depth`: 8 or 16 per channel.
+    `icc_profile`: the embedded profile, byte for byte, or None (after a CMYK conversion the pixels are sRGB: None).
+    `exif`: the EXIF block as bytes ("Exif\\0\\0" + TIFF structure) with orientation 1, or None.
+    `xmp`: the XMP packet with its orientation set to 1, or None. `dpi`: (x, y) or None.
+    `notes`: things a user may want to know about the reading (e.g. "converted from CMYK").
+    """
+
+    pixels: np.ndarray
+    source: Path | None = None
+    format: str = "PNG"
+    bit_depth: int = 8
+    gray: bool = False
+    alpha: bool = False
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+    def with_pixels(self, pixels: np.ndarray) -> "Photo":
+        """The same photo (metadata and all) with new pixels, e.g. the enhanced ones."""
+        if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+            raise ValueError(f"pixels must be H×W×C with C = 1, 3 or 4, got shape {pixels.shape}")
+        return replace(self, pixels=np.asarray(pixels, dtype=np.float32), notes=list(self.notes))
+
+
+# ----------------------------------------------------------------------------------------------------------- reading
+
+
+def read_photo(path: str | os.PathLike) -> Photo:
+    """Read an image file into a `Photo`. Raises `ImageError` naming the file and the reason on any failure."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            return _photo_from_image(im, path)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: {_bomb_message(exc)}") from None
+    except UnidentifiedImageError:
+        if _is_tiff(path):  # e.g. 16-bit gray + alpha, which Pillow does not open
+            return _photo_from_tifffile(path)
+        raise ImageError(f"{path}: not an image, or an image format that is not supported{_looks_like(path)}") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except MemoryError:
+        raise ImageError(f"{path}: too large to fit in memory") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, struct.error, zlib.error) as exc:
+        raise ImageError(f"{path}: the image data is truncated or damaged ({_first_line(exc)})") from None
+
+
+def _photo_from_image(im: Image.Image, path: Path) -> Photo:
+    source_format = im.format or "PNG"
+    info = dict(im.info)
+    notes: list[str] = []
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+        notes.append(f"the file has {im.n_frames} frames; only the first is used")
+    exif = im.getexif()
+    orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+    icc = info.get("icc_profile") or None
+
+    pixels16 = _read_deep_colour(im, path, source_format, notes)
+    if pixels16 is not None:
+        array, bit_depth = pixels16, 16
+        gray = array.shape[2] in (1, 2)
+        alpha = array.shape[2] in (2, 4)
+        pixels = _channels_to_layout(array.astype(np.float32) / 65535.0)
+    else:
+        im.load()
+        pixels, bit_depth, gray, alpha, icc = _pixels_from_pillow(im, icc, notes)
+
+    pixels = apply_orientation(pixels, orientation)
+    return Photo(
+        pixels=np.ascontiguousarray(pixels, dtype=np.float32),
+        source=path,
+        format=source_format,
+        bit_depth=bit_depth,
+        gray=gray,
+        alpha=alpha,
+        icc_profile=icc,
+        exif=_clean_exif(exif, notes),
+        xmp=_reset_xmp_orientation(info.get("xmp") or info.get("XML:com.adobe.xmp")),
+        dpi=_dpi(info.get("dpi")),
+        notes=notes,
+    )
+
+
+def _pixels_from_pillow(im: Image.Image, icc: bytes | None, notes: list[str]):
+    """Pillow image -> (float pixels H×W×C, bit depth, gray, alpha, icc)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        array = np.asarray(im).astype(np.float32)
+        return (np.clip(array, 0, 65535) / 65535.0)[:, :, None], 16, True, False, icc
+    if mode == "F":
+        return np.clip(np.asarray(im, dtype=np.float32), 0, 1)[:, :, None], 16, True, False, icc
+    if mode == "CMYK":
+        im = _cmyk_to_rgb(im, icc, notes)
+        icc = None  # the pixels are sRGB now; a CMYK profile cannot describe them
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode == "L" and "transparency" in im.info:
+        im = im.convert("LA")
+    elif mode == "RGB" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        try:
+            im = im.convert("RGBA" if "A" in mode else "RGB")
+        except ValueError:
+            raise ImageError(f"{im.filename}: colour mode {mode} is not supported") from None
+    array = np.asarray(im)
+    gray = im.mode in ("L", "LA")
+    alpha = im.mode in ("LA", "RGBA")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return _channels_to_layout(array.astype(np.float32) / 255.0), 8, gray, alpha, icc
+
+
+def _channels_to_layout(array: np.ndarray) -> np.ndarray:
+    """1 -> gray, 2 (gray + alpha) -> RGBA with equal colour channels, 3 -> RGB, 4 -> RGBA."""
+    if array.shape[2] == 2:
+        gray, alpha = array[:, :, :1], array[:, :, 1:]
+        return np.concatenate([gray, gray, gray, alpha], axis=2)
+    return array
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None, notes: list[str]) -> Image.Image:
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            rgb = ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            notes.append("converted from CMYK to sRGB through its ICC profile")
+            return rgb
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass
+    notes.append("converted from CMYK to RGB")
+    return im.convert("RGB")
+
+
+def _read_deep_colour(im: Image.Image, path: Path, source_format: str, notes: list[str]) -> np.ndarray | None:
+    """16-bit colour (or gray + alpha) PNG and TIFF as uint16 H×W×C, which Pillow would reduce to 8 bits; else None."""
+    if source_format == "PNG":
+        with open(path, "rb") as fh:
+            header = fh.read(26)
+        if len(header) < 26 or header[12:16] != b"IHDR":
+            return None
+        bit_depth, colour_type = header[24], header[25]
+        if bit_depth != 16 or colour_type not in (2, 4, 6):  # 16-bit gray (0) is read by Pillow as I;16
+            return None
+        return _read_png16(path)
+    if source_format == "TIFF":
+        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+        bits = tuple(bits) if isinstance(bits, (tuple, list)) else (bits,)
+        if im.mode not in ("RGB", "RGBA", "RGBX", "LA") or not bits or bits[0] != 16:
+            return None
+        try:
+            return _read_tiff16(path)
+        except Exception as exc:  # e.g. LZW needs the optional imagecodecs package
+            notes.append(f"16-bit TIFF read as 8 bits per channel ({_first_line(exc)})")
+            return None
+    return None
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png  # pypng
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        planes = int(info["planes"])
+        array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except png.Error as exc:
+        raise ImageError(f"{path}: the image data is truncated or damaged ({_first_line(exc)})") from None
+    if array.shape != (height, width * planes):
+        raise ImageError(f"{path}: the image data is truncated or damaged (expected {height} rows)")
+    return array.reshape(height, width, planes)
+
+
+def _read_tiff16(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tif:
+        page = tif.pages[0]
+        array = page.asarray()
+        planar_separate = int(page.planarconfig) == 2
+        extra = tuple(int(e) for e in (page.extrasamples or ()))
+    if array.ndim == 3 and planar_separate:
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.dtype != np.uint16:
+        raise ValueError(f"unexpected sample type {array.dtype}")
+    colour = 1 if array.shape[2] < 3 else 3
+    channels = colour + (1 if extra else 0)
+    array = array[:, :, :channels]
+    if extra and extra[0] == 1:  # associated (premultiplied) alpha: undo it
+        alpha = array[:, :, -1:].astype(np.float64)
+        colour_part = array[:, :, :-1].astype(np.float64) * 65535.0 / np.maximum(alpha, 1.0)
+        array = np.concatenate([np.clip(colour_part, 0, 65535), alpha], axis=2).round().astype(np.uint16)
+    return array
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) in (b"II*\x00", b"MM\x00*")
+
+
+def _photo_from_tifffile(path: Path) -> Photo:
+    """A TIFF that Pillow cannot open, through tifffile (16-bit gray + alpha, for one)."""
+    try:
+        import tifffile
+
+        array = _read_tiff16(path)
+        with tifffile.TiffFile(str(path)) as tif:
+            tag = tif.pages[0].tags.get(ICC_TIFF_TAG)
+            icc = bytes(tag.value) if tag is not None else None
+    except Exception as exc:
+        raise ImageError(f"{path}: a TIFF layout that is not supported ({_first_line(exc)})") from None
+    return Photo(
+        pixels=np.ascontiguousarray(_channels_to_layout(array.astype(np.float32) / 65535.0)),
+        source=path,
+        format="TIFF",
+        bit_depth=16,
+        gray=array.shape[2] in (1, 2),
+        alpha=array.shape[2] in (2, 4),
+        icc_profile=icc,
+    )
+
+
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn pixels stored with EXIF `orientation` (1-8) upright, as `PIL.ImageOps.exif_transpose` does."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(pixels, k=-1)
+    if orientation == 7:
+        return pixels[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return np.rot90(pixels, k=1)
+    return pixels
+
+
+def _clean_exif(exif: Image.Exif, notes: list[str]) -> bytes | None:
+    """EXIF without the source's storage tags and with orientation 1, as bytes; None when there is none."""
+    if not len(exif):
+        return None
+    try:
+        cleaned = Image.Exif()
+        cleaned.load(exif.tobytes())
+        for tag in TIFF_STRUCTURE_TAGS:
+            if tag in cleaned:
+                del cleaned[tag]
+        if ORIENTATION_TAG in cleaned:
+            cleaned[ORIENTATION_TAG] = 1
+        cleaned.get_ifd(EXIF_IFD)  # load the Exif sub-IFD now so that tobytes() writes it back
+        if not len(cleaned):
+            return None
+        return cleaned.tobytes()
+    except Exception as exc:  # a damaged EXIF block must not cost the photo
+        notes.append(f"the EXIF block could not be kept ({_first_line(exc)})")
+        return None
+
+
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)')
+
+
+def _reset_xmp_orientation(xmp) -> bytes | None:
+    if not xmp:
+        return None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return _XMP_ORIENTATION.sub(lambda m: (m.group(1) or m.group(3)) + b"1" + (m.group(2) or m.group(4)), bytes(xmp))
+
+
+def _dpi(value) -> tuple[float, float] | None:
+    try:
+        x, y = float(value[0]), float(value[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
+
+
+def _bomb_message(exc: Exception) -> str:
+    numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+    if len(numbers) >= 2:
+        return (
+            f"the image is too large: {numbers[0]:,} pixels, over the limit of {numbers[1]:,} "
+            "(refused as a possible decompression bomb)"
+        )
+    return f"the image is too large to open safely ({_first_line(exc)})"
+
+
+def _looks_like(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+        head.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return " (the file holds text)" if head.strip() else ""
+
+
+# ----------------------------------------------------------------------------------------------------------- writing
+
+
+def output_format(photo: Photo, format: str = "same") -> str:
+    """The Pillow format name `write_photo` uses for `format` ("same", "png", "jpg", "webp", "tiff", ...)."""
+    name = (format or "same").lower().lstrip(".")
+    if name == "same":
+        wanted = SAME_FORMAT.get(photo.format.upper(), "PNG")  # GIF and the rest: PNG, lossless and with alpha
+        return wanted if wanted in Image.SAVE else "PNG"
+    if name not in FORMAT_NAMES:
+        raise ImageError(f"unknown output format {format!r} (use same, png, jpg, webp or tiff)")
+    wanted = FORMAT_NAMES[name]
+    if wanted not in Image.SAVE:
+        raise ImageError(f"writing {name} is not supported by this installation")
+    return wanted
+
+
+def output_extension(photo: Photo, format: str = "same") -> str:
+    """The file extension (with the dot) for an output: the source's own spelling when it is kept (".jpeg", ".tiff")."""
+    fmt = output_format(photo, format)
+    if photo.source is not None:
+        suffix = photo.source.suffix.lower()
+        if FORMAT_NAMES.get(suffix.lstrip(".")) == fmt:
+            return suffix
+    return EXTENSIONS[fmt]
+
+
+def write_photo(photo: Photo, path: str | os.PathLike, format: str = "same", quality: int = 95) -> Path:
+    """Write `photo` to `path` atomically (temporary file in the same folder, then `os.replace`). Returns the path.
+
+    `format`: "same" (the source format where it can be written; GIF and others give PNG), "png", "jpg", "webp",
+    "tiff", "bmp", "heic" or "avif". `quality` (1-100) applies to JPEG, WebP, HEIC and AVIF; WebP at 100 is lossless.
+    16-bit photos stay 16-bit in PNG and TIFF; formats without 16 bits or alpha get 8 bits / alpha composited on white.
+    Raises `ImageError` naming the file when it cannot be written; the target is then untouched.
+    """
+    path = Path(path)
+    fmt = output_format(photo, format)
+    if not 1 <= int(quality) <= 100:
+        raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    if photo.source is not None and path.exists() and _same_file(path, photo.source):
+        raise ImageError(f"{path}: refusing to overwrite the original photo")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write to the folder ({exc.strerror or exc})") from None
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _encode(photo, fh, fmt, int(quality))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temp, 0o666 & ~_UMASK)
+        os.replace(temp, path)
+    except BaseException as exc:  # also KeyboardInterrupt: never leave a partial file
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, ImageError):
+            raise
+        if isinstance(exc, OSError):
+            raise ImageError(f"{path}: cannot be written ({exc.strerror or _first_line(exc)})") from None
+        if isinstance(exc, (ValueError, TypeError, KeyError)):
+            raise ImageError(f"{path}: cannot be written as {fmt} ({_first_line(exc)})") from None
+        raise
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    top = 65535.0 if bit_depth == 16 else 255.0
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    return (np.clip(pixels, 0.0, 1.0) * top + 0.5).astype(dtype)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma, the weights Pillow uses for RGB -> L."""
+    return (rgb[:, :, 0:1] * 0.299 + rgb[:, :, 1:2] * 0.587 + rgb[:, :, 2:3] * 0.114).astype(np.float32)
+
+
+def _layout_for_output(photo: Photo, fmt: str) -> np.ndarray:
+    """Float pixels with the channels the output gets: 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
+    pixels = np.asarray(photo.pixels, dtype=np.float32)
+    channels = pixels.shape[2]
+    has_alpha = channels == 4
+    colour = pixels[:, :, :3] if channels >= 3 else pixels
+    alpha = pixels[:, :, 3:4] if has_alpha else None
+    gray = photo.gray or channels == 1
+    if gray and colour.shape[2] == 3:
+        colour = _luma(colour)
+    if alpha is not None and fmt == "JPEG":  # no alpha in JPEG: composite on white
+        colour = colour * alpha + (1.0 - alpha)
+        alpha = None
+    if colour.shape[2] == 1 and fmt in ("WEBP", "HEIF", "AVIF"):  # no gray in these
+        colour = np.repeat(colour, 3, axis=2)
+    if alpha is not None and colour.shape[2] == 1 and fmt == "BMP":
+        colour = np.repeat(colour, 3, axis=2)
+    return colour if alpha is None else np.concatenate([colour, alpha], axis=2)
+
+
+def _exif_for_output(photo: Photo, width: int, height: int) -> Image.Exif | None:
+    if not photo.exif:
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(photo.exif)
+        if ORIENTATION_TAG in exif:
+            exif[ORIENTATION_TAG] = 1
+        sub = exif.get_ifd(EXIF_IFD)
+        if PIXEL_X_DIMENSION in sub or PIXEL_Y_DIMENSION in sub:
+            sub[PIXEL_X_DIMENSION] = width
+            sub[PIXEL_Y_DIMENSION] = height
+    except Exception:
+        return None
+    return exif
+
+
+def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
+    pixels = _layout_for_output(photo, fmt)
+    height, width, channels = pixels.shape
+    deep = photo.bit_depth == 16 and fmt in ("PNG", "TIFF")
+    exif = _exif_for_output(photo, width, height)
+    if deep and channels > 1:
+        data = _quantize(pixels, 16)
+        if fmt == "PNG":
+            _write_png16(fh, data, photo, exif)
+        else:
+            _write_tiff16(fh, data, photo, exif)
+        return
+    if deep:
+        image = Image.fromarray(_quantize(pixels[:, :, 0], 16))
+        if image.mode != "I;16":
+            image = image.convert("I;16")
+    else:
+        data = _quantize(pixels, 8)
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+        image = Image.fromarray(data[:, :, 0] if channels == 1 else data, mode=mode)
+    options: dict = {}
+    if photo.icc_profile and fmt != "BMP":
+        options["icc_profile"] = photo.icc_profile
+    if exif is not None and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
+        options["exif"] = exif
+    if photo.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
+        options["dpi"] = tuple(int(round(v)) for v in photo.dpi) if fmt in ("JPEG", "BMP") else photo.dpi
+    if photo.xmp and fmt in ("JPEG", "WEBP"):
+        options["xmp"] = photo.xmp
+    if fmt == "JPEG":
+        options.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=False)
+    elif fmt == "WEBP":
+        options.update(quality=quality, lossless=quality >= 100, method=4)
+    elif fmt in ("HEIF", "AVIF"):
+        options.update(quality=quality)
+    elif fmt == "TIFF":
+        options.update(compression="tiff_deflate")
+    elif fmt == "PNG":
+        options.update(compress_level=6)
+    image.save(fh, format=fmt, **options)
+
+
+def _write_png16(fh: BinaryIO, data: np.ndarray, photo: Photo, exif: Image.Exif | None) -> None:
+    import png  # pypng
+
+    height, width, channels = data.shape
+    writer = png.Writer(width, height, greyscale=channels == 2, alpha=channels in (2, 4), bitdepth=16, compression=6)
+    encoded = io.BytesIO()
+    writer.write(encoded, data.reshape(height, width * channels))
+    extra: list[tuple[bytes, bytes]] = []
+    if photo.icc_profile:
+        extra.append((b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(photo.icc_profile)))
+    if photo.dpi:
+        per_metre = [int(round(v / 0.0254)) for v in photo.dpi]
+        extra.append((b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1)))
+    if exif is not None:
+        raw = exif.tobytes()
+        extra.append((b"eXIf", raw[6:] if raw.startswith(b"Exif\x00\x00") else raw))
+    chunks = list(png.Reader(bytes=encoded.getvalue()).chunks())
+    # Ancillary chunks go right after IHDR: iCCP and pHYs must come before IDAT.
+    png.write_chunks(fh, chunks[:1] + extra + chunks[1:])
+
+
+def _write_tiff16(fh: BinaryIO, data: np.ndarray, photo: Photo, exif: Image.Exif | None) -> None:
+    import tifffile
+
+    channels = data.shape[2]
+    extratags = []
+    if photo.icc_profile:
+        extratags.append((ICC_TIFF_TAG, "B", len(photo.icc_profile), photo.icc_profile, True))
+    if exif is not None:
+        for tag in TIFF_TEXT_TAGS:
+            value = exif.get(tag)
+            if isinstance(value, str) and value:
+                extratags.append((tag, "s", 0, value, True))
+    options: dict = {}
+    if photo.dpi:
+        options.update(resolution=photo.dpi, resolutionunit="INCH")
+    if channels == 2:
+        options.update(photometric="minisblack", extrasamples=("unassalpha",))
+    elif channels == 4:
+        options.update(photometric="rgb", extrasamples=("unassalpha",))
+    else:
+        options.update(photometric="rgb")
+    # Encoded in memory: tifffile looks up the name of a file object, and one from os.fdopen has none.
+    encoded = io.BytesIO()
+    tifffile.imwrite(encoded, data, compression="zlib", metadata=None, extratags=extratags, **options)
+    fh.write(encoded.getvalue())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

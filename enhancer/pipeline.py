@@ -1,0 +1,431 @@
+"""A Job (inputs, a chain of models, options) turned into output files, with progress events and cancel.
+
+Shared by the CLI and the GUI. The usual use:
+
+    cache = ModelCache()                       # keep one per worker: models stay loaded between jobs
+    results = run_job(Job(inputs=["photos/"], models=["mobilesr-x4"]), events=print, cancel=stop_event, cache=cache)
+
+- Inputs are files or folders. In folders, hidden and system files (`.DS_Store`, `Thumbs.db`, `._*`), files that are not
+  images (by extension) and earlier outputs of the same job (their stem ends with the job's suffix) are skipped quietly.
+  A file named explicitly is always tried, and one that cannot be used gets a result saying why.
+- Each output is `{stem}{suffix}{ext}` next to its original, or under `output_dir` (with `recursive`, the folder tree
+  below each input folder is kept). An output never has the name of its input and never overwrites a file: `-1`, `-2`
+  ... are added, or with `skip_existing` the input is skipped when its output already exists.
+- The models run in order (e.g. deblur, then x4); the default suffix is `_{model}_x{scale}` with the names of a chain
+  joined by "+" and the scales multiplied.
+- A failure of one file never stops the batch. Writes are atomic (see `enhancer.imageio.write_photo`): nothing
+  half-written is ever left, also on cancel, which is checked between tiles, between models and before each write.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from .errors import Cancelled, EnhancerError, ModelError
+from .imageio import IMAGE_EXTENSIONS, FORMAT_NAMES, output_extension, read_photo, write_photo
+
+SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
+OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tiff")
+DEFAULT_SUFFIX = "_{model}_x{scale}"
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class Job:
+    """What to do. Every field but `inputs` has a default that matches the CLI's.
+
+    `models`: model ids or file paths, run in order; empty means the catalog's default model.
+    `suffix`: added to the stem; `{model}` and `{scale}` are filled in; None means `_{model}_x{scale}`.
+    `format`: same | png | jpg | webp | tiff (also bmp, heic, avif); `quality`: 1-100 for the lossy formats.
+    `tile`: tile size in pixels or "auto"; `overlap`: pixels or None (the engine's default).
+    `device`: auto | cpu | cuda | mps; `precision`: auto | fp32 | bf16 | fp16.
+    """
+
+    inputs: list[str | os.PathLike]
+    models: list[str | os.PathLike] = field(default_factory=list)
+    output_dir: str | os.PathLike | None = None
+    suffix: str | None = None
+    format: str = "same"
+    quality: int = 95
+    recursive: bool = False
+    tile: int | str = "auto"
+    overlap: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    skip_existing: bool = False
+
+    def validate(self) -> None:
+        """Raise `ValueError` with a user-facing message when an option is out of range."""
+        if not self.inputs:
+            raise ValueError("no input given")
+        fmt = str(self.format).lower()
+        if fmt != "same" and fmt not in FORMAT_NAMES:
+            raise ValueError(f"unknown format {self.format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+        if not 1 <= int(self.quality) <= 100:
+            raise ValueError(f"quality must be between 1 and 100, got {self.quality}")
+        if self.tile != "auto" and (not isinstance(self.tile, int) or self.tile < 8):
+            raise ValueError(f"tile must be 'auto' or a size of at least 8 pixels, got {self.tile!r}")
+        if self.overlap is not None and (not isinstance(self.overlap, int) or self.overlap < 0):
+            raise ValueError(f"overlap must be a number of pixels >= 0, got {self.overlap!r}")
+        if self.suffix is not None and re.search(r"[/\\\x00]", self.suffix):
+            raise ValueError(f"the suffix must not contain a path separator: {self.suffix!r}")
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input. `status`: "ok", "failed" or "skipped"; `error` says why for the last two."""
+
+    input: Path
+    status: str
+    output: Path | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": str(self.input),
+            "status": self.status,
+            "output": str(self.output) if self.output else None,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# Progress events, sent to `events(event)` in this order: JobStarted, then per file FileStarted, TileProgress...,
+# FileFinished, and JobFinished at the end (not after a cancel: then `Cancelled` is raised instead).
+@dataclass(frozen=True)
+class JobStarted:
+    total: int  # number of files to process (inputs that failed before reading are reported as FileFinished too)
+    models: tuple[str, ...]  # "name (arch xN on device)" per model in the chain
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    index: int  # 1-based
+    total: int
+    input: Path
+
+
+@dataclass(frozen=True)
+class TileProgress:
+    index: int  # the file, 1-based
+    done: int  # tiles finished, over all models of the chain for this file
+    total: int
+
+
+@dataclass(frozen=True)
+class FileFinished:
+    index: int
+    total: int
+    result: FileResult
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    results: tuple[FileResult, ...]
+    seconds: float
+
+
+Event = JobStarted | FileStarted | TileProgress | FileFinished | JobFinished
+
+
+class ModelCache:
+    """Loaded models per (source, device), so that a worker loads each model once. Thread-safe."""
+
+    def __init__(self, loader: Callable[..., Any] | None = None) -> None:
+        self._loader = loader
+        self._models: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source: str | os.PathLike, device: str = "auto"):
+        """The `Model` for `source` (a catalog id or a file path) on `device`, loading it on first use."""
+        from .devices import resolve_device
+
+        resolved = resolve_device(device)
+        key = (_source_key(source), str(resolved))
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                loader = self._loader
+                if loader is None:
+                    from . import load_model as loader
+                model = loader(source, resolved)
+                self._models[key] = model
+            return model
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def _source_key(source: str | os.PathLike) -> str:
+    path = Path(source)
+    return str(path.resolve()) if path.is_file() else str(source)
+
+
+# ------------------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to process and the folder it was found in (None when named explicitly), for keeping the tree."""
+
+    path: Path
+    root: Path | None = None
+
+
+def is_hidden_or_system(path: Path) -> bool:
+    name = path.name
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike], recursive: bool = False, skip_stem_suffix: str | None = None
+) -> list[InputFile | FileResult]:
+    """Expand files and folders, in the order given, into the files to process (`InputFile`) and results for inputs
+    that cannot be used (`FileResult`, failed or skipped, with the reason).
+
+    Folders give their images (sub-folders too with `recursive`); hidden and system files, non-images and files whose
+    stem ends with `skip_stem_suffix` (earlier outputs) are left out quietly. Named files are kept whatever their
+    extension (the content decides), except hidden/system files, which are reported as skipped.
+    """
+    files: list[InputFile | FileResult] = []
+    seen: set[Path] = set()
+    output_name = _output_stem_pattern(skip_stem_suffix)
+
+    def add(item: InputFile) -> None:
+        key = item.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(item)
+
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(_walk(path, recursive))
+            images = [p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden_or_system(p)]
+            if output_name is not None:
+                images = [p for p in images if not output_name.search(p.stem)]
+            if not images:
+                hint = "" if recursive else " (use --recursive to include sub-folders)"
+                files.append(FileResult(path, "failed", error=f"{path}: no images found in this folder{hint}"))
+            for image in images:
+                add(InputFile(image, path))
+        elif path.is_file():
+            if is_hidden_or_system(path):
+                files.append(FileResult(path, "skipped", error=f"{path}: hidden or system file, skipped"))
+            else:
+                add(InputFile(path, None))
+        elif path.exists():
+            files.append(FileResult(path, "failed", error=f"{path}: not a regular file"))
+        else:
+            files.append(FileResult(path, "failed", error=f"{path}: no such file or folder"))
+    return files
+
+
+def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    if not recursive:
+        return (p for p in folder.iterdir() if p.is_file())
+    found = []
+    for current, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .thumbnails, ...
+        found.extend(Path(current) / n for n in names)
+    return found
+
+
+def _output_stem_pattern(suffix: str | None) -> re.Pattern | None:
+    if not suffix:
+        return None
+    return re.compile(re.escape(suffix) + r"(-\d+)?$")
+
+
+# ------------------------------------------------------------------------------------------------------ naming
+
+
+def default_suffix(models: list[Any]) -> str:
+    """`_{model}_x{scale}` for one model; for a chain, the names joined by "+" and the scales multiplied."""
+    return make_suffix(DEFAULT_SUFFIX, models)
+
+
+def make_suffix(template: str, models: list[Any]) -> str:
+    names = "+".join(_safe_name(getattr(m, "name", "model")) for m in models)
+    scale = 1
+    for m in models:
+        scale *= int(getattr(m, "scale", 1))
+    try:
+        return template.format(model=names, scale=scale)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"the suffix {template!r} may only use {{model}} and {{scale}} ({exc})") from None
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(name)).strip("-") or "model"
+
+
+def output_folder(item: InputFile, output_dir: Path | None, recursive: bool) -> Path:
+    if output_dir is None:
+        return item.path.parent
+    if recursive and item.root is not None:
+        return output_dir / item.path.parent.relative_to(item.root)
+    return output_dir
+
+
+def first_output_name(item: InputFile, folder: Path, suffix: str, extension: str) -> Path:
+    return folder / f"{item.path.stem}{suffix}{extension}"
+
+
+def free_output_name(item: InputFile, wanted: Path, taken: set[Path]) -> Path:
+    """`wanted`, or `stem-1.ext`, `stem-2.ext`... : the first that does not exist, is not planned in this job and is
+    not the input itself."""
+    candidate = wanted
+    number = 0
+    while (
+        candidate.exists()
+        or candidate.resolve() in taken
+        or candidate.name == item.path.name
+        or os.path.lexists(candidate)
+    ):
+        number += 1
+        candidate = wanted.with_name(f"{wanted.stem}-{number}{wanted.suffix}")
+    return candidate
+
+
+# ------------------------------------------------------------------------------------------------------ running
+
+
+def load_chain(job: Job, cache: ModelCache) -> list[Any]:
+    """The job's models, loaded (or taken from the cache) in chain order. Raises `ModelError`."""
+    sources = list(job.models)
+    if not sources:
+        try:
+            from .catalog import default_model_id
+        except ImportError:
+            raise ModelError("no model given and no model catalog is available; name one with --model") from None
+        sources = [default_model_id()]
+    models = []
+    for source in sources:
+        try:
+            models.append(cache.get(source, job.device))
+        except EnhancerError:
+            raise
+        except Exception as exc:  # a bug or an odd file must still end in a message that names the model
+            raise ModelError(f"{source}: the model could not be loaded ({type(exc).__name__}: {exc})") from exc
+    return models
+
+
+def describe_model(model: Any) -> str:
+    return f"{getattr(model, 'name', 'model')} ({getattr(model, 'arch', '?')} x{getattr(model, 'scale', 1)} on {getattr(model, 'device', '?')})"
+
+
+def run_job(
+    job: Job,
+    events: Callable[[Event], None] | None = None,
+    cancel: CancelFlag | None = None,
+    cache: ModelCache | None = None,
+) -> list[FileResult]:
+    """Process every input of `job` and return one `FileResult` per input, in order.
+
+    `events(event)` receives JobStarted, FileStarted, TileProgress, FileFinished and JobFinished (see above); it is
+    called from the thread that runs the job. `cancel` is anything with `is_set()` (a `threading.Event`); when it is
+    set the job stops between tiles, removes what it had started and raises `Cancelled`, whose `results` attribute
+    holds the results of the files finished before. Raises `ValueError` for invalid options and `ModelError` /
+    `DeviceError` when the models cannot be loaded, before any file is touched.
+    """
+    from . import enhance
+
+    started = time.monotonic()
+    job.validate()
+    emit = events or (lambda event: None)
+    cache = cache if cache is not None else ModelCache()
+    models = load_chain(job, cache)
+    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
+    if re.search(r"[/\\\x00]", suffix):
+        raise ValueError(f"the suffix must not contain a path separator: {suffix!r}")
+    output_dir = Path(job.output_dir) if job.output_dir is not None else None
+    items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix)
+    total = len(items)
+    emit(JobStarted(total=total, models=tuple(describe_model(m) for m in models)))
+
+    results: list[FileResult] = []
+    planned: set[Path] = set()
+    for index, item in enumerate(items, start=1):
+        if cancel is not None and cancel.is_set():
+            raise _cancelled(results)
+        if isinstance(item, FileResult):  # an input that could not be used: report it in its place
+            results.append(item)
+            emit(FileFinished(index, total, item))
+            continue
+        emit(FileStarted(index, total, item.path))
+        t0 = time.monotonic()
+        try:
+            result = _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel)
+        except Cancelled:
+            raise _cancelled(results) from None
+        except EnhancerError as exc:
+            result = FileResult(item.path, "failed", error=_one_line(str(exc), item.path))
+        except MemoryError:
+            result = FileResult(item.path, "failed", error=f"{item.path}: out of memory (try a smaller --tile)")
+        except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+            result = FileResult(item.path, "failed", error=_one_line(f"{type(exc).__name__}: {exc}", item.path))
+        result.seconds = time.monotonic() - t0
+        results.append(result)
+        emit(FileFinished(index, total, result))
+    emit(JobFinished(tuple(results), time.monotonic() - started))
+    return results
+
+
+def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel) -> FileResult:
+    photo = read_photo(item.path)
+    folder = output_folder(item, output_dir, job.recursive)
+    extension = output_extension(photo, job.format)
+    wanted = first_output_name(item, folder, suffix, extension)
+    if job.skip_existing and wanted.exists():
+        return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
+
+    pixels = photo.pixels
+    done_before = 0
+    total_tiles: list[int] = [0] * len(models)
+    for step, model in enumerate(models):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+
+        def progress(done: int, total: int, step: int = step, base: int = done_before) -> None:
+            total_tiles[step] = total
+            # Later models' tile counts are unknown yet: count each as this one's until they report.
+            grand = sum(total_tiles[: step + 1]) + total * (len(models) - step - 1)
+            emit(TileProgress(index, base + done, grand))
+
+        pixels = enhance(
+            pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=progress, cancel=cancel
+        )
+        done_before += total_tiles[step]
+
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")
+    out = free_output_name(item, wanted, planned)
+    planned.add(out.resolve())
+    write_photo(photo.with_pixels(pixels), out, format=job.format, quality=job.quality)
+    return FileResult(item.path, "ok", output=out)
+
+
+def _cancelled(results: list[FileResult]) -> Cancelled:
+    exc = Cancelled("cancelled by the user; the file in progress was not written")
+    exc.results = list(results)  # type: ignore[attr-defined]
+    return exc
+
+
+def _one_line(message: str, path: Path) -> str:
+    text = " ".join(message.split())
+    return text if str(path) in text else f"{path}: {text}"
