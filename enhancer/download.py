@@ -179,6 +179,13 @@ def _check_model_and_install(entry: CatalogEntry, url: str, part: Path, target: 
     checking = target.with_name(f".checking-{target.name}")
     os.replace(part, checking)
     try:
+        with open(checking, "rb") as fh:
+            start = fh.read(512).lstrip().lower()
+        if start.startswith((b"<!doctype html", b"<html", b"<?xml", b"{")):
+            kind = "JSON" if start.startswith(b"{") else "a web page"
+            raise DownloadError(
+                f"{url}: the server sent {kind}, not a model file (an error or login page?). Nothing was installed."
+            )
         try:
             state = read_state_dict(checking)
             model = model_from_state_dict(state, name=entry.id, source=checking)

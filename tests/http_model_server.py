@@ -109,12 +109,15 @@ class ModelServer:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
                 cut = server._take_drop(name)
-                if cut is not None and cut < len(body):
-                    self.wfile.write(body[:cut])
-                    self.wfile.flush()
-                    self.close_connection = True  # the client sees the connection end before Content-Length
-                    return
-                self.wfile.write(body)
+                try:
+                    if cut is not None and cut < len(body):
+                        self.wfile.write(body[:cut])
+                        self.wfile.flush()
+                        self.close_connection = True  # the client sees the connection end before Content-Length
+                        return
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client hung up (a cancelled download)
 
         return Handler
 
