@@ -84,6 +84,7 @@ TIFF_STRUCTURE_TAGS = frozenset(
     {256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339, 347, 530, 532,
      700, ICC_TIFF_TAG, 33723, 34377}
 )
+TIFF_SUB_IFDS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperability
 # Descriptive IFD0 tags that a 16-bit TIFF (written by tifffile) carries over from the EXIF block.
 TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
 
@@ -579,8 +580,14 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
     options: dict = {}
     if photo.icc_profile and fmt != "BMP":
         options["icc_profile"] = photo.icc_profile
-    if exif is not None and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
+    if exif is not None and fmt in ("JPEG", "PNG", "WEBP", "HEIF", "AVIF"):
         options["exif"] = exif
+    if exif is not None and fmt == "TIFF":
+        # libtiff cannot write the Exif/GPS sub-IFDs from Pillow: a TIFF keeps the IFD0 tags (camera, date, artist...)
+        options["tiffinfo"] = {
+            tag: value for tag, value in exif.items() if tag not in TIFF_SUB_IFDS and tag not in TIFF_STRUCTURE_TAGS
+            and not (photo.dpi and tag in (282, 283, 296))
+        }
     if photo.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
         options["dpi"] = tuple(int(round(v)) for v in photo.dpi) if fmt in ("JPEG", "BMP") else photo.dpi
     if photo.xmp and fmt in ("JPEG", "WEBP"):
