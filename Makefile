@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test venv clean bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# The frozen app for this platform (onedir bundle + installer or archive), see installer/README.md.
+bundle: $(STAMP)
+	$(BIN)/python -m pip install -q "pyinstaller>=6.3"
+	$(BIN)/python installer/build.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
