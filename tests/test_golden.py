@@ -1,0 +1,114 @@
+"""The networks against the official code: golden outputs of small seeded networks, and every released configuration.
+
+- Each case in ../shared/golden/cases.json is a small network saved in the official format, with an input and the
+  official forward pass's output. The inputs are batch 2 at sizes that are not a multiple of the window.
+- Each manifest in ../shared/golden/manifests lists the keys, shapes and dtypes of a full-size released file. A file of
+  zeros with those keys, in the official container, must be detected as the manifest's configuration and load strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from enhancer import load_model
+from enhancer.detection.swinir import IGNORED_SUFFIXES as SWINIR_BUFFERS
+
+from conftest import GOLDEN
+
+TOLERANCE = 1e-4
+
+
+def _cases() -> list[dict]:
+    path = GOLDEN / "cases.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _manifests() -> list:
+    folder = GOLDEN / "manifests"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _official_container(manifest_name: str, arch: str) -> str:
+    """The key the official release files keep their weights under."""
+    if arch == "mobilesr":
+        return "net"
+    if arch == "swinir" and "realSR" in manifest_name:
+        return "params_ema"
+    return "params"
+
+
+def test_shared_golden_data_is_complete(golden_dir):
+    cases = _cases()
+    assert len(cases) == 17, f"expected 17 golden cases, found {len(cases)}"
+    assert {c["arch"] for c in cases} == {"swinir", "restormer", "mobilesr"}
+    assert len(_manifests()) >= 16
+
+
+@pytest.mark.parametrize("case", _cases() or [pytest.param(None, marks=pytest.mark.skip("needs ../shared/golden"))],
+                         ids=lambda c: c["name"] if c else "absent")
+def test_golden_case_matches_official_output(case, golden_dir):
+    model = load_model(golden_dir / case["checkpoint"], device="cpu")
+    io = torch.load(golden_dir / case["io"], map_location="cpu", weights_only=True)
+    inputs, expected = io["input"], io["output"]
+    assert list(inputs.shape) == case["input_shape"] and inputs.shape[0] == 2
+
+    assert model.arch == case["arch"]
+    assert sum(p.numel() for p in model.net.parameters()) == case["params"]
+    for name, value in case["official_kwargs"].items():
+        assert _same(model.config.get(name), value), f"{case['name']}: {name} detected {model.config.get(name)!r}, official {value!r}"
+    assert model.scale * inputs.shape[-1] == expected.shape[-1]
+    assert model.in_channels == inputs.shape[1] and model.out_channels == expected.shape[1]
+
+    with torch.no_grad():
+        out = model.net(inputs)
+        single = model.net(inputs[1:])
+    assert out.shape == expected.shape and out.dtype == torch.float32
+    diff = (out - expected).abs().max().item()
+    print(f"{case['name']}: max abs diff {diff:.2e} (input {tuple(inputs.shape)})")
+    assert diff <= TOLERANCE, f"{case['name']}: max abs diff {diff:.3e} > {TOLERANCE}"
+    # The second image alone gives what it gave inside the batch: no mixing across the batch.
+    assert (single - expected[1:]).abs().max().item() <= TOLERANCE
+
+
+@pytest.mark.parametrize("manifest_path", _manifests() or [pytest.param(None, marks=pytest.mark.skip("needs ../shared/golden"))],
+                         ids=lambda p: p.stem if p else "absent")
+def test_released_configuration_is_detected_and_loads_strictly(manifest_path, tmp_path):
+    manifest = json.loads(manifest_path.read_text())
+    arch = manifest["arch"]
+    entries = manifest["state_dict"]
+    state = {key: torch.zeros(spec["shape"], dtype=getattr(torch, spec["dtype"])) for key, spec in entries.items()}
+    container = _official_container(manifest_path.stem, arch)
+    checkpoint = tmp_path / f"{manifest_path.stem}.pth"
+    torch.save({container: state}, checkpoint)
+    del state
+
+    model = load_model(checkpoint, device="cpu")
+    assert model.arch == arch
+    for name, value in manifest["official_kwargs"].items():
+        assert _same(model.config.get(name), value), f"{name}: detected {model.config.get(name)!r}, official {value!r}"
+
+    parameters = {k: spec for k, spec in entries.items() if spec["kind"] == "parameter"}
+    ours = model.net.state_dict()
+    assert set(ours) == set(parameters), (
+        f"missing {sorted(set(parameters) - set(ours))[:5]}, extra {sorted(set(ours) - set(parameters))[:5]}"
+    )
+    for key, spec in parameters.items():
+        assert list(ours[key].shape) == spec["shape"], key
+    count = sum(p.numel() for p in model.net.parameters())
+    assert count == manifest["params"] == sum(math.prod(s["shape"]) for s in parameters.values())
+    buffers = [k for k, s in entries.items() if s["kind"] == "buffer"]
+    if arch == "swinir":
+        assert buffers and all(k.endswith(SWINIR_BUFFERS) for k in buffers)
+    print(f"{manifest_path.stem}: {count} parameters, container {container!r}, config {model.config}")
+
+
+def _same(detected, official) -> bool:
+    if isinstance(official, (list, tuple)):
+        return detected is not None and list(detected) == list(official)
+    if isinstance(official, float) or isinstance(detected, float):
+        return detected is not None and math.isclose(float(detected), float(official))
+    return detected == official
