@@ -325,8 +325,16 @@ def load_chain(job: Job, cache: ModelCache) -> list[Any]:
     return models
 
 
-def describe_model(model: Any) -> str:
-    return f"{getattr(model, 'name', 'model')} ({getattr(model, 'arch', '?')} x{getattr(model, 'scale', 1)} on {getattr(model, 'device', '?')})"
+def describe_model(model: Any, precision: str = "auto") -> str:
+    """E.g. "mobilesr_x4 (mobilesr x4) on CPU, bf16". Raises `DeviceError` for a precision the device cannot run."""
+    from . import devices
+
+    arch = getattr(model, "arch", None)
+    where = str(getattr(model, "device", "cpu"))
+    describe = getattr(devices, "describe", None)
+    if describe is not None:
+        where = describe(getattr(model, "device", "cpu"), precision, arch)
+    return f"{getattr(model, 'name', 'model')} ({arch} x{getattr(model, 'scale', 1)}) on {where}"
 
 
 def run_job(
@@ -354,9 +362,10 @@ def run_job(
     if re.search(r"[/\\\x00]", suffix):
         raise ValueError(f"the suffix must not contain a path separator: {suffix!r}")
     output_dir = Path(job.output_dir) if job.output_dir is not None else None
+    described = tuple(describe_model(m, job.precision) for m in models)  # also checks the precision early
     items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix)
     total = len(items)
-    emit(JobStarted(total=total, models=tuple(describe_model(m) for m in models)))
+    emit(JobStarted(total=total, models=described))
 
     results: list[FileResult] = []
     planned: set[Path] = set()

@@ -114,6 +114,12 @@ def sha256s(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+TEST_HIDDEN_FILES = (".DS_Store", "._rgba.png")  # hidden files the tests themselves make
+
+
 def leftovers(folder: Path) -> list[Path]:
-    """Temporary or partial files anywhere below folder (hidden files the tests did not make, or *.part)."""
-    return [p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".part" or p.name.startswith(".") and p.name != ".DS_Store")]
+    """Temporary or partial files anywhere below folder: *.part, or hidden files the tests did not make."""
+    return [
+        p for p in folder.rglob("*")
+        if p.is_file() and (p.suffix == ".part" or (p.name.startswith(".") and p.name not in TEST_HIDDEN_FILES))
+    ]
