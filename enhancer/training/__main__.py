@@ -1,0 +1,81 @@
+"""`python -m enhancer.training`: train (or resume) a model. See `--help` and models/README.md for the recipe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .train import DEFAULT_TRAIN_FOLDERS, TrainConfig, run
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "train"
+
+
+def parse_deadline(text: str) -> float:
+    """'HH:MM' (UTC, today) or seconds from now."""
+    if ":" in text:
+        now = datetime.now(timezone.utc)
+        hour, minute = (int(v) for v in text.split(":"))
+        target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return target.timestamp()
+    return time.time() + float(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m enhancer.training", description=__doc__)
+    parser.add_argument("--checkpoint", required=True, help="resume state file (created, or resumed when it exists)")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    parser.add_argument("--train-dir", action="append", default=None,
+                        help=f"HR image folder (repeatable); default: {DEFAULT_DATA}/{{{','.join(DEFAULT_TRAIN_FOLDERS)}}}")
+    parser.add_argument("--cache", default=None, help="dataset cache dir (default: the user cache dir)")
+    parser.add_argument("--log", default=None, help="JSON-lines log of loss and PSNR")
+    parser.add_argument("--arch", default="mobilesr")
+    parser.add_argument("--net", default=None, help='network kwargs as JSON, e.g. \'{"n_feats": 40, ...}\'')
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--degradation", choices=("bicubic", "real"), default="bicubic")
+    parser.add_argument("--lr-patch", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=10000)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--loss", choices=("l1", "charbonnier"), default="l1")
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 autocast is available")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=0, help="evaluate the EMA on Set5 every N steps (0: only at the end)")
+    parser.add_argument("--eval-sets", default="Set5", help="comma-separated benchmark sets for the in-run evaluation")
+    parser.add_argument("--stop-at", default=None,
+                        help="deadline, 'HH:MM' UTC or seconds: stop then, and aim the cosine schedule to end there")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    net = json.loads(args.net) if args.net else None
+    train_dirs = args.train_dir or [str(DEFAULT_DATA / name) for name in DEFAULT_TRAIN_FOLDERS]
+    config = TrainConfig(arch=args.arch, scale=args.scale, degradation=args.degradation, train_dirs=train_dirs,
+                         lr_patch=args.lr_patch, batch=args.batch, iterations=args.iterations,
+                         learning_rate=args.learning_rate, warmup=args.warmup, loss=args.loss,
+                         ema_decay=args.ema_decay, seed=args.seed, bf16=not args.no_bf16, threads=args.threads,
+                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
+    if net is not None:
+        config.net = net
+    config.net.setdefault("upscaling_factor", args.scale)
+    evaluate = None
+    if args.eval_every or args.log:
+        from .evaluate import benchmark_callback
+
+        evaluate = benchmark_callback(args.eval_sets.split(","), config.scale)
+    stop_at = parse_deadline(args.stop_at) if args.stop_at else None
+    state = run(config, args.checkpoint, resume=not args.fresh, cache_dir=args.cache, log_path=args.log,
+                stop_at=stop_at, evaluate=evaluate, progress=not args.no_progress)
+    print(f"stopped at step {state.step} of {state.config.iterations} after {state.seconds:.0f} s of training",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Benchmark evaluation with the standard SR protocol: uint8 output, Y channel (BT.601), border cropped by the scale.
+
+`python -m enhancer.training.evaluate MODEL [--sets Set5,Set14,BSD100] [--scale 4]` prints a table. MODEL is a
+safetensors/pth file, a catalog id, or a training checkpoint (its EMA weights are used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..metrics import psnr_y
+from .imresize import modcrop
+
+DEFAULT_BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
+STANDARD_SETS = ("Set5", "Set14", "BSD100")
+
+
+def benchmark_pairs(root: Path, name: str, scale: int) -> list[tuple[Path, Path]]:
+    """(HR, LR) file pairs of one benchmark set; LR files are named `<stem>x<scale>.png` in LR_bicubic/X<scale>."""
+    hr_dir, lr_dir = root / name / "HR", root / name / "LR_bicubic" / f"X{scale}"
+    if not hr_dir.is_dir() or not lr_dir.is_dir():
+        raise FileNotFoundError(f"{root / name}: benchmark set not found (needs HR/ and LR_bicubic/X{scale}/)")
+    pairs = []
+    for hr in sorted(hr_dir.glob("*.png")):
+        lr = lr_dir / f"{hr.stem}x{scale}.png"
+        if not lr.is_file():
+            raise FileNotFoundError(f"{lr}: LR image for {hr.name} is missing")
+        pairs.append((hr, lr))
+    return pairs
+
+
+def _rgb(path: Path) -> np.ndarray:
+    # Gray benchmark images (Set14 'bridge') are run and scored as RGB with three equal channels.
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+@torch.no_grad()
+def super_resolve(net: nn.Module, lr_uint8: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.array(lr_uint8)).permute(2, 0, 1)[None].float() / 255.0
+    y = net(x).clamp(0, 1)
+    return (y[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+
+
+def evaluate_set(net: nn.Module, root: Path, name: str, scale: int) -> float:
+    """Mean Y-PSNR of `net` on one set."""
+    was_training = net.training
+    net.eval()
+    scores = []
+    for hr_path, lr_path in benchmark_pairs(root, name, scale):
+        hr = modcrop(_rgb(hr_path), scale)
+        sr = super_resolve(net, _rgb(lr_path))
+        if sr.shape != hr.shape:
+            raise ValueError(f"{lr_path}: output {sr.shape} does not match the cropped HR {hr.shape}")
+        scores.append(psnr_y(sr, hr, crop=scale))
+    net.train(was_training)
+    return float(np.mean(scores))
+
+
+def bicubic_set(root: Path, name: str, scale: int) -> float:
+    """The bicubic baseline (MATLAB bicubic upscaling of the LR files) for the same protocol."""
+    from .imresize import imresize_uint8
+
+    return float(np.mean([psnr_y(imresize_uint8(_rgb(lr), scale), modcrop(_rgb(hr), scale), crop=scale)
+                          for hr, lr in benchmark_pairs(root, name, scale)]))
+
+
+def benchmark_callback(sets: Sequence[str], scale: int, root: Path = DEFAULT_BENCHMARKS
+                       ) -> Callable[[nn.Module], dict[str, float]]:
+    def evaluate(net: nn.Module) -> dict[str, float]:
+        return {name: round(evaluate_set(net, root, name, scale), 3) for name in sets}
+
+    return evaluate
+
+
+def load_for_eval(source: str) -> tuple[nn.Module, int]:
+    """A network and its scale from a model file/catalog id, or the EMA weights of a training checkpoint."""
+    path = Path(source)
+    if path.is_file() and path.suffix in (".pt", ".pth"):
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(payload, dict) and "ema" in payload and "config" in payload:
+            from .train import build_state, config_from_json
+
+            config = config_from_json(payload["config"])
+            state = build_state(config)
+            state.ema.net.load_state_dict(payload["ema"])
+            return state.ema.net.eval(), config.scale
+    from .. import load_model
+
+    model = load_model(source, device="cpu")
+    return model.net, model.scale
+
+
+def format_table(rows: dict[str, dict[str, float]], sets: Sequence[str]) -> str:
+    lines = ["| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for label, scores in rows.items():
+        lines.append(f"| {label} | " + " | ".join(f"{scores[s]:.2f}" for s in sets) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m enhancer.training.evaluate", description=__doc__)
+    parser.add_argument("model", help="model file, catalog id, or training checkpoint")
+    parser.add_argument("--sets", default=",".join(STANDARD_SETS))
+    parser.add_argument("--scale", type=int, default=None, help="default: the model's scale")
+    parser.add_argument("--benchmarks", default=str(DEFAULT_BENCHMARKS))
+    parser.add_argument("--bicubic", action="store_true", help="also print the bicubic baseline")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    net, scale = load_for_eval(args.model)
+    scale = args.scale or scale
+    sets = [s for s in args.sets.split(",") if s]
+    root = Path(args.benchmarks)
+    rows = {}
+    if args.bicubic:
+        rows["bicubic"] = {s: bicubic_set(root, s, scale) for s in sets}
+    rows[Path(args.model).name] = {s: evaluate_set(net, root, s, scale) for s in sets}
+    print(f"Y-PSNR (dB), x{scale}, BT.601, border {scale} cropped, uint8")
+    print(format_table(rows, sets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

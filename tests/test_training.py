@@ -1,0 +1,175 @@
+"""Training recipe: data cache, degradations, a few real training steps, exact resume, export and evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import DATA, need_shared
+from enhancer.training.data import augment, prepare_cache, sample_hr_patches
+from enhancer.training.degradations import bicubic_hr_size, bicubic_pairs, jpeg_roundtrip, real_photo_pairs
+from enhancer.training.imresize import imresize
+from enhancer.training.train import TrainConfig, learning_rate_at, load_checkpoint, run
+
+TINY_NET = {"n_feats": 16, "n_heads": 4, "ratios": [2], "upscaling_factor": 4}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random image with structure at several scales, so that SR has something to learn."""
+    coarse = rng.random((3, h // 8 + 1, w // 8 + 1))
+    up = torch.nn.functional.interpolate(torch.from_numpy(coarse)[None], size=(h, w), mode="bicubic",
+                                         align_corners=False)[0]
+    image = up.numpy() + 0.05 * rng.standard_normal((3, h, w))
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(96, 120), (80, 80), (128, 100)]):
+        Image.fromarray(_smooth_image(rng, h, w)).save(folder / f"img{i}.png")
+    return folder
+
+
+def _config(folder: Path, iterations: int) -> TrainConfig:
+    return TrainConfig(net=dict(TINY_NET), train_dirs=[str(folder)], lr_patch=8, batch=2, iterations=iterations,
+                       warmup=2, checkpoint_every=2, eval_every=0, threads=1, bf16=False, ema_decay=0.9)
+
+
+def test_cache_is_built_once_and_patches_are_augmented(image_folder, tmp_path):
+    cache_dir = tmp_path / "cache"
+    cache = prepare_cache([image_folder], cache_dir)
+    assert len(cache) == 3
+    np.testing.assert_array_equal(cache.image(0), np.asarray(Image.open(image_folder / "img0.png")))
+    written = {p: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
+    prepare_cache([image_folder], cache_dir)
+    assert {p: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == written  # reused, not rewritten
+
+    patch = np.arange(2 * 3 * 1).reshape(2, 3, 1)
+    variants = {augment(patch, code).tobytes() + bytes(augment(patch, code).shape) for code in range(8)}
+    assert len(variants) == 8  # the 8 symmetries of the square are all distinct
+
+    batch_a = sample_hr_patches(cache, 4, 40, torch.Generator().manual_seed(3))
+    batch_b = sample_hr_patches(cache, 4, 40, torch.Generator().manual_seed(3))
+    assert batch_a.shape == (4, 3, 40, 40) and batch_a.max() <= 255
+    torch.testing.assert_close(batch_a, batch_b)
+
+
+def test_missing_or_empty_training_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        prepare_cache([tmp_path / "nowhere"], tmp_path / "cache")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        prepare_cache([tmp_path / "empty"], tmp_path / "cache")
+
+
+def test_bicubic_pairs_equal_the_lr_of_the_whole_image(image_folder):
+    hr = torch.from_numpy(np.array(Image.open(image_folder / "img2.png"))).permute(2, 0, 1).double()
+    whole_lr = imresize(hr, scale=1 / 4, round_between=True)
+    size = bicubic_hr_size(8, 4)
+    lr, hr_patch = bicubic_pairs(hr[None, :, 4:4 + size, 8:8 + size], 4)
+    assert lr.shape == (1, 3, 8, 8) and hr_patch.shape == (1, 3, 32, 32)
+    # The kept LR pixels never see the patch edge, so they equal those of the whole image.
+    torch.testing.assert_close(lr[0] * 255, whole_lr[:, 1 + 3 : 1 + 3 + 8, 2 + 3 : 2 + 3 + 8])
+
+
+def test_real_photo_degradation_blurs_adds_noise_and_compresses(image_folder):
+    cache = prepare_cache([image_folder], image_folder.parent / "cache")
+    hr = sample_hr_patches(cache, 3, bicubic_hr_size(16, 2), torch.Generator().manual_seed(0))
+    lr, hr_patch = real_photo_pairs(hr, 2, torch.Generator().manual_seed(1))
+    clean, _ = bicubic_pairs(hr, 2)
+    assert lr.shape == clean.shape == (3, 3, 16, 16) and hr_patch.shape == (3, 3, 32, 32)
+    assert 0 <= lr.min() and lr.max() <= 1
+    assert (lr - clean).abs().mean() > 1 / 255  # visibly degraded compared with clean bicubic
+    flat = torch.full((3, 16, 16), 128.0)
+    assert torch.allclose(jpeg_roundtrip(flat, 90), flat, atol=1)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    config = TrainConfig(iterations=100, warmup=10, learning_rate=1e-3, min_learning_rate=1e-5)
+    assert learning_rate_at(config, 0) == pytest.approx(1e-4)
+    assert learning_rate_at(config, 9) == pytest.approx(1e-3)
+    assert learning_rate_at(config, 55) == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5)
+    assert learning_rate_at(config, 100) == pytest.approx(1e-5)
+
+
+def test_training_resumes_exactly_and_exports_a_loadable_model(image_folder, tmp_path):
+    from enhancer import load_model
+    from enhancer.training.export import export_checkpoint
+
+    cache_dir = tmp_path / "cache"
+    straight = run(_config(image_folder, 6), tmp_path / "straight.pt", cache_dir=str(cache_dir), progress=False,
+                   log_path=tmp_path / "log.jsonl")
+    assert straight.step == 6
+
+    first = run(_config(image_folder, 3), tmp_path / "resumed.pt", cache_dir=str(cache_dir), progress=False)
+    assert first.step == 3
+    resumed = run(_config(image_folder, 3), tmp_path / "resumed.pt", cache_dir=str(cache_dir), progress=False,
+                  overrides={"iterations": 6})
+    assert resumed.step == 6
+    for (name, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs after resume"
+    for a, b in zip(straight.ema.net.state_dict().values(), resumed.ema.net.state_dict().values()):
+        assert torch.equal(a, b)
+    reloaded = load_checkpoint(tmp_path / "resumed.pt")
+    assert reloaded.step == 6 and reloaded.config.net == TINY_NET
+
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[0]["event"] == "start" and log[0]["config"]["lr_patch"] == 8
+
+    info = export_checkpoint(tmp_path / "straight.pt", tmp_path / "tiny.safetensors")
+    assert info["sha256"] == hashlib.sha256((tmp_path / "tiny.safetensors").read_bytes()).hexdigest()
+    model = load_model(tmp_path / "tiny.safetensors", device="cpu")
+    assert model.arch == "mobilesr" and model.scale == 4 and model.config["n_feats"] == 16
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(model.net(x), straight.ema.net.eval()(x))
+
+
+def test_training_lowers_the_loss(image_folder, tmp_path):
+    config = _config(image_folder, 40)
+    config.learning_rate = 3e-3
+    config.lr_patch = 12
+    config.checkpoint_every = 100
+    config.log_every = 5
+    run(config, tmp_path / "run.pt", cache_dir=str(tmp_path / "cache"), progress=False, log_path=tmp_path / "log.jsonl")
+    losses = [r["loss"] for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(losses) == 8, "the loss is logged every 5 steps"
+    print(f"running L1 loss: step 5 {losses[0]:.4f}, step 40 {losses[-1]:.4f}")
+    assert math.isfinite(losses[-1]) and losses[-1] < 0.7 * losses[0]
+
+
+def test_bicubic_baseline_matches_the_published_set5_figure():
+    from enhancer.training.evaluate import bicubic_set
+
+    root = need_shared(DATA / "benchmarks")
+    score = bicubic_set(root, "Set5", 4)
+    print(f"bicubic Set5 x4 Y-PSNR {score:.2f} dB")
+    assert 28.3 < score < 28.5  # the literature's 28.42
+
+
+def test_bundled_default_is_in_the_catalog_and_loads():
+    from enhancer import load_model
+    from enhancer.catalog import load_catalog
+
+    defaults = [entry for entry in load_catalog() if entry.default]
+    if not defaults or not defaults[0].bundled:
+        pytest.skip("no bundled default model is in models/catalog.toml yet")
+    entry = defaults[0]
+    path = ROOT / "models" / entry.bundled
+    assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    model = load_model(entry.id, device="cpu")
+    assert model.arch == "mobilesr" and model.scale == 4
+    with torch.no_grad():
+        out = model.net(torch.rand(1, 3, 16, 16))
+    assert out.shape == (1, 3, 64, 64)
