@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output-dir", type=Path, metavar="DIR", help="where results go (default: next to each original)")
     parser.add_argument(
-        "--suffix", metavar="TEXT", help="added to the file stem; {model} and {scale} are filled in (default: _{model}_x{scale}); write --suffix=-TEXT for one that starts with -"
+        "--suffix", metavar="TEXT",
+        help="added to the file stem; {model} and {scale} are filled in (default: _{model}_x{scale}); "
+        "write --suffix=-TEXT for one that starts with -",
     )
     parser.add_argument("--format", default="same", choices=["same", "png", "jpg", "webp", "tiff"], help="output format")
     parser.add_argument("--quality", type=_quality, default=95, metavar="N", help="JPEG/WebP quality 1-100 (default 95)")

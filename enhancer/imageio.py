@@ -474,6 +474,8 @@ def write_photo(photo: Photo, path: str | os.PathLike, format: str = "same", qua
     fmt = output_format(photo, format)
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    if photo.pixels.ndim != 3 or 0 in photo.pixels.shape[:2]:
+        raise ImageError(f"{path}: nothing to write: the image is empty (shape {photo.pixels.shape})")
     if photo.source is not None and path.exists() and _same_file(path, photo.source):
         raise ImageError(f"{path}: refusing to overwrite the original photo")
     folder = path.parent
@@ -494,6 +496,8 @@ def write_photo(photo: Photo, path: str | os.PathLike, format: str = "same", qua
         temp.unlink(missing_ok=True)
         if isinstance(exc, ImageError):
             raise
+        if isinstance(exc, MemoryError):
+            raise ImageError(f"{path}: out of memory while encoding the image") from None
         if isinstance(exc, OSError):
             raise ImageError(f"{path}: cannot be written ({exc.strerror or _first_line(exc)})") from None
         if isinstance(exc, (ValueError, TypeError, KeyError)):
@@ -602,7 +606,16 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
         options.update(compression="tiff_deflate")
     elif fmt == "PNG":
         options.update(compress_level=6)
-    image.save(fh, format=fmt, **options)
+    try:
+        image.save(fh, format=fmt, **options)
+    except ValueError as exc:
+        if "exif" not in options or "exif" not in str(exc).lower():
+            raise
+        # A re-serialised EXIF block that no longer fits the format (JPEG: 64 KiB): the photo matters more.
+        del options["exif"]
+        fh.seek(0)
+        fh.truncate()
+        image.save(fh, format=fmt, **options)
 
 
 def _write_png16(fh: BinaryIO, data: np.ndarray, photo: Photo, exif: Image.Exif | None) -> None:

@@ -231,10 +231,9 @@ def test_write_refuses_the_original_and_leaves_it_untouched(valid):
 
 
 def test_failed_write_leaves_no_temporary_file_and_no_target(tmp_path):
-    exif = Image.Exif()
-    exif[0x010F] = "M" * 70000  # EXIF over JPEG's 64 KiB segment limit: the encoder fails after the file is opened
-    photo = Photo(pixels=np.full((4, 4, 3), 0.5, np.float32), format="JPEG", exif=exif.tobytes())
-    target = tmp_path / "out" / "fails.jpg"
+    # Wider than WebP's 16383-pixel limit: the encoder fails after the temporary file was created.
+    photo = Photo(pixels=np.full((1, 20000, 3), 0.5, np.float32), format="WEBP")
+    target = tmp_path / "out" / "fails.webp"
     with pytest.raises(ImageError) as caught:
         write_photo(photo, target)
     assert str(target) in str(caught.value)
@@ -271,3 +270,17 @@ def test_exif_survives_every_output_format(valid, tmp_path):
             assert exif.get(ORIENTATION, 1) == 1, fmt
             if fmt != "tiff":  # a TIFF keeps the IFD0 tags only (libtiff cannot write Pillow's Exif sub-IFD)
                 assert exif.get_ifd(EXIF_IFD)[0x9003] == DATE_TAKEN, fmt
+
+
+def test_exif_too_large_for_jpeg_is_dropped_not_the_photo(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F] = "M" * 70000  # over JPEG's 64 KiB segment limit
+    photo = Photo(pixels=np.full((4, 4, 3), 0.5, np.float32), format="JPEG", exif=exif.tobytes())
+    back = read_photo(write_photo(photo, tmp_path / "big-exif.jpg"))
+    assert back.pixels.shape == (4, 4, 3) and back.exif is None
+
+
+def test_empty_image_is_refused(tmp_path):
+    with pytest.raises(ImageError, match="empty"):
+        write_photo(Photo(pixels=np.zeros((0, 4, 3), np.float32)), tmp_path / "e.png")
+    assert list(tmp_path.iterdir()) == []
