@@ -266,6 +266,8 @@ class _ProgressReporter:
                 tqdm.write(f"enhancer: error: {result.error}", file=self.stream)
             elif result.status == "skipped" and result.error:
                 tqdm.write(f"enhancer: skipped: {result.error}", file=self.stream)
+            for note in result.notes:
+                tqdm.write(f"enhancer: note: {result.input}: {note}", file=self.stream)
             if self.overall is not None:
                 self.overall.update(1)
         elif isinstance(event, JobFinished):

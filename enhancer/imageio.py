@@ -67,6 +67,7 @@ FORMAT_NAMES = {
     "heif": "HEIF",
     "avif": "AVIF",
 }
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # the formats' own limits on width and height
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "HEIF": ".heic", "AVIF": ".avif"}
 # File extensions taken as images when a folder is scanned.
 IMAGE_EXTENSIONS = frozenset(
@@ -438,12 +439,20 @@ def _looks_like(path: Path) -> str:
 # ----------------------------------------------------------------------------------------------------------- writing
 
 
-def output_format(photo: Photo, format: str = "same") -> str:
-    """The Pillow format name `write_photo` uses for `format` ("same", "png", "jpg", "webp", "tiff", ...)."""
+def output_format(photo: Photo, format: str = "same", size: tuple[int, int] | None = None) -> str:
+    """The Pillow format name `write_photo` uses for `format` ("same", "png", "jpg", "webp", "tiff", ...).
+
+    `size` (width, height) is the size that will be written, the photo's own by default. "same" keeps the source
+    format where it can: GIF and other formats that are not written, and images larger than the format allows (WebP:
+    16383 pixels a side, JPEG: 65500), give PNG.
+    """
     name = (format or "same").lower().lstrip(".")
     if name == "same":
-        wanted = SAME_FORMAT.get(photo.format.upper(), "PNG")  # GIF and the rest: PNG, lossless and with alpha
-        return wanted if wanted in Image.SAVE else "PNG"
+        wanted = SAME_FORMAT.get(photo.format.upper(), "PNG")
+        longest = max(size) if size else max(photo.width, photo.height)
+        if wanted not in Image.SAVE or longest > MAX_SIDE.get(wanted, longest):
+            return "PNG"
+        return wanted
     if name not in FORMAT_NAMES:
         raise ImageError(f"unknown output format {format!r} (use same, png, jpg, webp or tiff)")
     wanted = FORMAT_NAMES[name]
@@ -452,9 +461,11 @@ def output_format(photo: Photo, format: str = "same") -> str:
     return wanted
 
 
-def output_extension(photo: Photo, format: str = "same") -> str:
-    """The file extension (with the dot) for an output: the source's own spelling when it is kept (".jpeg", ".tiff")."""
-    fmt = output_format(photo, format)
+def output_extension(photo: Photo, format: str = "same", size: tuple[int, int] | None = None) -> str:
+    """The file extension (with the dot) for an output: the source's own spelling when it is kept (".jpeg", ".tiff").
+
+    `size` as for `output_format`: pass the size the output will have (e.g. the input's times the model scale)."""
+    fmt = output_format(photo, format, size)
     if photo.source is not None:
         suffix = photo.source.suffix.lower()
         if FORMAT_NAMES.get(suffix.lstrip(".")) == fmt:

@@ -89,6 +89,7 @@ class FileResult:
     output: Path | None = None
     error: str | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # e.g. "converted from CMYK to RGB"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +98,7 @@ class FileResult:
             "output": str(self.output) if self.output else None,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
         }
 
 
@@ -345,6 +347,7 @@ def run_job(
 ) -> list[FileResult]:
     """Process every input of `job` and return one `FileResult` per input, in order.
 
+    Each result's `notes` say what a user may want to know about that file (a CMYK conversion, a format change).
     `events(event)` receives JobStarted, FileStarted, TileProgress, FileFinished and JobFinished (see above); it is
     called from the thread that runs the job. `cancel` is anything with `is_set()` (a `threading.Event`); when it is
     set the job stops between tiles, removes what it had started and raises `Cancelled`, whose `results` attribute
@@ -378,8 +381,9 @@ def run_job(
             continue
         emit(FileStarted(index, total, item.path))
         t0 = time.monotonic()
+        notes: list[str] = []
         try:
-            result = _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel)
+            result = _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel, notes)
         except Cancelled:
             raise _cancelled(results) from None
         except EnhancerError as exc:
@@ -395,13 +399,17 @@ def run_job(
     return results
 
 
-def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel) -> FileResult:
+def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel, notes) -> FileResult:
     photo = read_photo(item.path)
     folder = output_folder(item, output_dir, job.recursive)
-    extension = output_extension(photo, job.format)
+    scale = 1
+    for model in models:
+        scale *= int(getattr(model, "scale", 1))
+    extension = output_extension(photo, job.format, size=(photo.width * scale, photo.height * scale))
     wanted = first_output_name(item, folder, suffix, extension)
     if job.skip_existing and wanted.exists():
         return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
+    notes.extend(photo.notes)
 
     pixels = photo.pixels
     done_before = 0
@@ -426,7 +434,10 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
     out = free_output_name(item, wanted, planned)
     planned.add(out.resolve())
     write_photo(photo.with_pixels(pixels), out, format=job.format, quality=job.quality)
-    return FileResult(item.path, "ok", output=out)
+    if job.format == "same" and extension.lstrip(".") != item.path.suffix.lower().lstrip("."):
+        if FORMAT_NAMES.get(item.path.suffix.lower().lstrip(".")) in ("WEBP", "JPEG"):
+            notes.append(f"written as {extension.lstrip('.').upper()}: the result is too large for its format")
+    return FileResult(item.path, "ok", output=out, notes=notes)
 
 
 def _cancelled(results: list[FileResult]) -> Cancelled:

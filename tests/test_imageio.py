@@ -235,7 +235,7 @@ def test_failed_write_leaves_no_temporary_file_and_no_target(tmp_path):
     photo = Photo(pixels=np.full((1, 20000, 3), 0.5, np.float32), format="WEBP")
     target = tmp_path / "out" / "fails.webp"
     with pytest.raises(ImageError) as caught:
-        write_photo(photo, target)
+        write_photo(photo, target, format="webp")
     assert str(target) in str(caught.value)
     assert not target.exists()
     assert list((tmp_path / "out").iterdir()) == []
@@ -284,3 +284,11 @@ def test_empty_image_is_refused(tmp_path):
     with pytest.raises(ImageError, match="empty"):
         write_photo(Photo(pixels=np.zeros((0, 4, 3), np.float32)), tmp_path / "e.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_same_format_falls_back_to_png_past_the_format_limits(tmp_path):
+    Image.fromarray(smooth_rgb(8, 6)).save(tmp_path / "small.webp")
+    photo = read_photo(tmp_path / "small.webp")
+    assert output_extension(photo) == ".webp"
+    assert output_extension(photo, size=(16384, 12288)) == ".png"  # a x2048 upscale would not fit WebP
+    assert output_extension(photo, "webp", size=(16384, 12288)) == ".webp"  # asked for explicitly: kept (and fails)

@@ -89,6 +89,7 @@ def test_every_valid_file_is_enhanced_keeping_layout_and_metadata_and_bad_files_
         with Image.open(result.output) as im:
             assert im.size == (width * 2, height * 2), name
             assert im.mode == mode, name
+    assert any("CMYK" in note for note in by_name["cmyk.jpg"].notes)
     with tifffile.TiffFile(by_name["rgb16.tif"].output) as tif:
         assert tif.pages[0].dtype == np.uint16 and tif.pages[0].shape == (18, 30, 3)
     with Image.open(by_name["rotated_icc.jpg"].output) as im:
