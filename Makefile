@@ -30,3 +30,24 @@ bundle: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Benchmarks against spandrel / spandrel_extra_arches (issue 9). Its own venv: that torchvision imports only beside
+# torch 2.14.1, so it never touches .venv, `make test` or CI.
+BENCH_VENV ?= .venv-bench
+BENCH_TORCH ?= torch==2.14.1 torchvision==0.29.1
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q $(BENCH_TORCH) spandrel spandrel-extra-arches
+	# pin what is installed so the project's dependencies cannot change torch
+	$(BENCH_VENV)/bin/python -m pip freeze | grep -iE '^(torch|torchvision)==' > $(BENCH_VENV)/constraints.txt
+	$(BENCH_VENV)/bin/python -m pip install -q -e . -c $(BENCH_VENV)/constraints.txt
+	touch $(BENCH_STAMP)
+
+.PHONY: bench-env bench
+bench-env: $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench.speed
