@@ -85,13 +85,14 @@ def _read_torch_pickle(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        # torch prefixes every weights-only failure with the same banner; only a refused global means code.
         text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+        if "GLOBAL" in text or "Unsupported global" in text:
             raise ModelError(
                 f"{path}: refused to load: the file contains Python code or objects, not only weights. "
                 "It was not executed. Only plain weight files can be used."
             ) from None
-        raise ModelError(f"{path}: not a PyTorch model file ({_first_line(exc)})") from None
+        raise ModelError(f"{path}: not a PyTorch model file (its contents are not a weights pickle)") from None
     except (EOFError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: the file is truncated or damaged ({_first_line(exc) or 'unexpected end of file'})") from None
     except RuntimeError as exc:
