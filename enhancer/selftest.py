@@ -81,8 +81,10 @@ def _check_output(source: np.ndarray, output_path: Path, scale: int) -> str:
         result = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
         expected_size = (TEST_WIDTH * scale, TEST_HEIGHT * scale)
         if size != expected_size:
-            raise SelfTestFailure(f"{output_path.name}: size {size[0]}x{size[1]}, expected {expected_size[0]}x{expected_size[1]}")
-        reference_image = Image.fromarray((source * 255.0 + 0.5).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
+            expected = f"{expected_size[0]}x{expected_size[1]}"
+            raise SelfTestFailure(f"{output_path.name}: size {size[0]}x{size[1]}, expected {expected}")
+        source_image = Image.fromarray((source * 255.0 + 0.5).astype(np.uint8))
+        reference_image = source_image.resize(size, Image.Resampling.BICUBIC)
     reference = np.asarray(reference_image, dtype=np.float32) / 255.0
     spread = float(result.std())
     if spread < MIN_STD or float(result.max() - result.min()) < 0.1:

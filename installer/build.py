@@ -86,8 +86,8 @@ def pyinstaller(clean: bool) -> Path:
         import PyInstaller  # noqa: F401
     except ImportError:
         raise BuildError(f"PyInstaller is not installed in {sys.executable}: pip install -e '.[installer]'") from None
-    cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-           "--distpath", DIST, "--workpath", WORK, INSTALLER / "enhancer.spec"]
+    cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN"]
+    cmd += ["--distpath", DIST, "--workpath", WORK, INSTALLER / "enhancer.spec"]
     if clean:
         cmd.insert(3, "--clean")
     run(cmd, cwd=ROOT, env={**os.environ, "ENHANCER_ICON_DIR": str(ICONS)})
@@ -131,8 +131,8 @@ def windows_sign(files: list[Path]) -> None:
     signtool = os.environ.get("SIGNTOOL") or shutil.which("signtool")
     if not signtool:
         raise BuildError("WINDOWS_CERT_FILE is set but signtool.exe is not on PATH (it comes with the Windows SDK)")
-    cmd = [signtool, "sign", "/f", cert, "/fd", "sha256", "/td", "sha256",
-           "/tr", os.environ.get("WINDOWS_TIMESTAMP_URL", "http://timestamp.digicert.com")]
+    timestamp_url = os.environ.get("WINDOWS_TIMESTAMP_URL", "http://timestamp.digicert.com")
+    cmd = [signtool, "sign", "/f", cert, "/fd", "sha256", "/td", "sha256", "/tr", timestamp_url]
     if os.environ.get("WINDOWS_CERT_PASSWORD"):
         cmd += ["/p", os.environ["WINDOWS_CERT_PASSWORD"]]
     run(cmd + [str(f) for f in files])

@@ -63,7 +63,8 @@ def clean_env(data_dir: Path) -> dict[str, str]:
 def self_test(executable: Path, env: dict[str, str], cwd: Path) -> str:
     started = time.perf_counter()
     try:
-        done = subprocess.run([str(executable), "--self-test"], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run([str(executable), "--self-test"], env=env, cwd=cwd, capture_output=True, text=True,
+                              timeout=600)
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"{executable.name} --self-test did not finish in 600 s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("self-test:")]
@@ -76,8 +77,8 @@ def self_test(executable: Path, env: dict[str, str], cwd: Path) -> str:
 def gui_stays_up(executable: Path, photo: Path, env: dict[str, str], cwd: Path, seconds: float) -> str:
     log = cwd / "gui.log"
     with log.open("w") as output:
-        process = subprocess.Popen([str(executable), str(photo)], env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen([str(executable), str(photo)], env=env, cwd=cwd, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.25)
@@ -91,10 +92,11 @@ def gui_stays_up(executable: Path, photo: Path, env: dict[str, str], cwd: Path, 
                 process.wait()
     text = log.read_text(errors="replace")
     if not alive:
-        raise CheckFailed(f"{executable.name} {photo.name} exited with code {process.returncode} within {seconds:.0f} s:\n"
-                          + "\n".join(text.strip().splitlines()[-25:]))
+        tail = "\n".join(text.strip().splitlines()[-25:])
+        raise CheckFailed(f"{executable.name} {photo.name} exited with code {process.returncode} within {seconds:.0f} s:\n{tail}")
     if "Traceback (most recent call last)" in text:
-        raise CheckFailed(f"{executable.name} stayed up but printed a traceback:\n" + "\n".join(text.strip().splitlines()[-25:]))
+        tail = "\n".join(text.strip().splitlines()[-25:])
+        raise CheckFailed(f"{executable.name} stayed up but printed a traceback:\n{tail}")
     return f"{executable.name} {photo.name}: still running after {seconds:.0f} s (offscreen), no traceback; stopped"
 
 

@@ -35,7 +35,9 @@ def load_square(source: Path) -> Image.Image:
         raise IconError(f"{source}: not a readable image ({exc})") from None
     side = max(image.size)
     if side < MIN_SOURCE:
-        raise IconError(f"{source}: {image.width}x{image.height} is too small for an app icon; use at least {MIN_SOURCE}x{MIN_SOURCE}")
+        raise IconError(
+            f"{source}: {image.width}x{image.height} is too small for an app icon; use at least {MIN_SOURCE}x{MIN_SOURCE}"
+        )
     if image.width != image.height:
         square = Image.new("RGBA", (side, side), (0, 0, 0, 0))
         square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
