@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help/--version
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.WARNING, format="enhancer: %(message)s", stream=sys.stderr)
+    _log_through_tqdm()
     managing = args.list_models or args.download or args.import_paths
     if not args.inputs and not managing:
         parser.print_usage(sys.stderr)
@@ -135,6 +135,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:  # a second Ctrl-C: stop now (writes clean up their temporary files)
             print("\nenhancer: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+
+
+class _TqdmLogHandler(logging.Handler):
+    """Log lines printed above the progress bars (not through them), each distinct message once per run."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("enhancer: %(message)s"))
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        text = self.format(record)
+        if text not in self.seen:  # e.g. a precision fallback is logged for every photo
+            self.seen.add(text)
+            tqdm.write(text, file=sys.stderr)
+
+
+def _log_through_tqdm() -> None:
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _TqdmLogHandler)), None)
+    if handler is None:
+        root.addHandler(_TqdmLogHandler())
+    else:
+        handler.seen.clear()  # main() called again in the same process: a new run
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
 
 
 class _CtrlC:
