@@ -173,3 +173,34 @@ def test_bundled_default_is_in_the_catalog_and_loads():
     with torch.no_grad():
         out = model.net(torch.rand(1, 3, 16, 16))
     assert out.shape == (1, 3, 64, 64)
+
+
+def test_command_line_trains_then_resumes_with_a_longer_schedule(image_folder, tmp_path):
+    from enhancer.training.__main__ import main
+
+    common = ["--checkpoint", str(tmp_path / "cli.pt"), "--train-dir", str(image_folder), "--cache",
+              str(tmp_path / "cache"), "--net", json.dumps(TINY_NET), "--lr-patch", "8", "--batch", "2",
+              "--warmup", "1", "--threads", "1", "--no-progress"]
+    assert main(common + ["--iterations", "2"]) == 0
+    assert load_checkpoint(tmp_path / "cli.pt").step == 2
+    assert main(common + ["--iterations", "3"]) == 0
+    state = load_checkpoint(tmp_path / "cli.pt")
+    assert state.step == 3 and state.config.iterations == 3 and state.config.net == TINY_NET
+
+
+def test_mobilesr_gradients_match_the_plain_reference_network():
+    """Training needs true gradients: the engine's (possibly fused, inference-tuned) MobileSR must backpropagate
+    exactly like the plain reference copy kept in bench/."""
+    from bench.mobilesr_baseline import MobileSRBaseline
+    from enhancer.archs.mobilesr import MobileSR
+
+    torch.manual_seed(0)
+    net = MobileSR(**TINY_NET).train()
+    reference = MobileSRBaseline(**TINY_NET).train()
+    reference.load_state_dict(net.state_dict())
+    x, target = torch.rand(2, 3, 12, 20), torch.rand(2, 3, 48, 80)
+    for model in (net, reference):
+        torch.nn.functional.l1_loss(model(x), target).backward()
+    reference_grads = dict(reference.named_parameters())
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, reference_grads[name].grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -38,13 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--degradation", choices=("bicubic", "real"), default="bicubic")
     parser.add_argument("--lr-patch", type=int, default=48)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--iterations", type=int, default=10000)
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="total steps (default 10000); on resume, a new total (the cosine is re-aimed to it)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--loss", choices=("l1", "charbonnier"), default="l1")
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 autocast is available")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast where the CPU has native bf16 (slower for MobileSR on CPU; see models/README.md)")
+    parser.add_argument("--no-bf16", action="store_true", help=argparse.SUPPRESS)  # the default; kept for old command lines
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=0, help="evaluate the EMA on Set5 every N steps (0: only at the end)")
@@ -57,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     net = json.loads(args.net) if args.net else None
     train_dirs = args.train_dir or [str(DEFAULT_DATA / name) for name in DEFAULT_TRAIN_FOLDERS]
     config = TrainConfig(arch=args.arch, scale=args.scale, degradation=args.degradation, train_dirs=train_dirs,
-                         lr_patch=args.lr_patch, batch=args.batch, iterations=args.iterations,
+                         lr_patch=args.lr_patch, batch=args.batch, iterations=args.iterations or 10000,
                          learning_rate=args.learning_rate, warmup=args.warmup, loss=args.loss,
-                         ema_decay=args.ema_decay, seed=args.seed, bf16=not args.no_bf16, threads=args.threads,
+                         ema_decay=args.ema_decay, seed=args.seed, bf16=args.bf16 and not args.no_bf16, threads=args.threads,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
     if net is not None:
         config.net = net
@@ -70,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
         evaluate = benchmark_callback(args.eval_sets.split(","), config.scale)
     stop_at = parse_deadline(args.stop_at) if args.stop_at else None
+    # On resume the stored recipe wins; only these may change between sessions.
+    overrides = {"threads": args.threads, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every}
+    if args.iterations:
+        overrides["iterations"] = args.iterations
     state = run(config, args.checkpoint, resume=not args.fresh, cache_dir=args.cache, log_path=args.log,
-                stop_at=stop_at, evaluate=evaluate, progress=not args.no_progress)
+                stop_at=stop_at, evaluate=evaluate, progress=not args.no_progress, overrides=overrides)
     print(f"stopped at step {state.step} of {state.config.iterations} after {state.seconds:.0f} s of training",
           file=sys.stderr)
     return 0

@@ -50,7 +50,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     seed: int = 0
-    bf16: bool = True
+    bf16: bool = False  # measured: bf16 autocast makes MobileSR training ~30x slower on this CPU (see models/README.md)
     threads: int = 2
     checkpoint_every: int = 200
     eval_every: int = 1000
@@ -80,7 +80,10 @@ def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
 
 
 def bf16_is_fast() -> bool:
-    """bf16 autocast on the CPU pays off only with native bf16 instructions (AVX512-BF16 or AMX)."""
+    """bf16 autocast on the CPU can pay off only with native bf16 instructions (AVX512-BF16 or AMX).
+
+    Even then it did not for MobileSR with torch 2.13: its depth-wise (grouped) convolutions have no fast bf16 CPU
+    kernel and fall back to a per-group loop (`_slow_conv2d`), so `bf16` is off by default and opt-in."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
