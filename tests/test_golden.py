@@ -112,3 +112,30 @@ def _same(detected, official) -> bool:
     if isinstance(official, float) or isinstance(detected, float):
         return detected is not None and math.isclose(float(detected), float(official))
     return detected == official
+
+
+def test_swinir_masks_are_built_once_per_size_and_stay_correct(monkeypatch):
+    """Shift masks are cached per input size: a repeated size builds nothing, and switching sizes stays exact."""
+    from enhancer.archs import swinir as swinir_module
+
+    kwargs = dict(upscale=2, in_chans=3, img_size=32, window_size=8, img_range=1.0, depths=[2, 2], embed_dim=12,
+                  num_heads=[2, 3], mlp_ratio=2.0, upsampler="pixelshuffle", resi_connection="1conv")
+    torch.manual_seed(1)
+    net = swinir_module.SwinIR(**kwargs).eval()
+    builds = []
+    original = swinir_module.border_shift_mask
+    monkeypatch.setattr(swinir_module, "border_shift_mask", lambda *a: builds.append(a) or original(*a))
+    small, large = torch.rand(1, 3, 17, 26), torch.rand(1, 3, 33, 40)
+    with torch.no_grad():
+        first = net(small)
+        built = len(builds)
+        assert built == 2  # one per shifted block (two layers of two blocks)
+        assert torch.equal(net(small), first)
+        assert len(builds) == built
+        net(large)
+        again = net(small)
+        fresh = swinir_module.SwinIR(**kwargs).eval()
+        fresh.load_state_dict(net.state_dict())
+        reference = fresh(small)
+    assert torch.equal(again, first) and torch.equal(reference, first)
+    assert len(builds) == 3 * built  # the large size, the fresh net; the small size came back from the cache
