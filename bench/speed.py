@@ -215,14 +215,14 @@ def run_once(net: nn.Module, x: torch.Tensor) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - start, out
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 1024, seconds: float = 1.5) -> float:
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 1024, seconds: float = 4.0) -> float:
     """Best GFLOP/s of a square matmul: the practical arithmetic limit of this machine for `dtype`."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     best = math.inf
     deadline = time.perf_counter() + seconds
     runs = 0
-    while runs < 3 or (time.perf_counter() < deadline and runs < 50):
+    while runs < 3 or (time.perf_counter() < deadline and runs < 200):  # best of many: the CPU is shared
         _sync(device)
         start = time.perf_counter()
         torch.mm(a, b)
@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
                     seconds, _ = fn(x)
                     timings[label].seconds.append(seconds)
             results.append(_report(subject, size, timings, peak32, peak16))
+    # Once more at the end: on a shared machine a quiet moment anywhere in the run is the best estimate.
+    peak32 = max(peak32, matmul_peak(torch.float32, device))
+    print(f"\n# matmul peak fp32 measured again at the end: {peak32:.1f} GFLOP/s (percentages above use the first)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
