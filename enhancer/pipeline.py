@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from .errors import Cancelled, EnhancerError, ModelError
-from .imageio import IMAGE_EXTENSIONS, FORMAT_NAMES, output_extension, read_photo, write_photo
+from .imageio import FORMAT_NAMES, IMAGE_EXTENSIONS, output_extension, output_format, read_photo, write_photo
 
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
 OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tiff")
@@ -405,7 +405,9 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
     scale = 1
     for model in models:
         scale *= int(getattr(model, "scale", 1))
-    extension = output_extension(photo, job.format, size=(photo.width * scale, photo.height * scale))
+    size = (photo.width * scale, photo.height * scale)
+    fmt = output_format(photo, job.format, size)
+    extension = output_extension(photo, job.format, size)
     wanted = first_output_name(item, folder, suffix, extension)
     if job.skip_existing and wanted.exists():
         return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
@@ -433,10 +435,11 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
         raise Cancelled("cancelled")
     out = free_output_name(item, wanted, planned)
     planned.add(out.resolve())
-    write_photo(photo.with_pixels(pixels), out, format=job.format, quality=job.quality)
-    if job.format == "same" and extension.lstrip(".") != item.path.suffix.lower().lstrip("."):
-        if FORMAT_NAMES.get(item.path.suffix.lower().lstrip(".")) in ("WEBP", "JPEG"):
-            notes.append(f"written as {extension.lstrip('.').upper()}: the result is too large for its format")
+    # The format resolved above, so that the name and the content always agree.
+    write_photo(photo.with_pixels(pixels), out, format=extension.lstrip("."), quality=job.quality)
+    natural = output_format(photo, job.format)
+    if fmt != natural:
+        notes.append(f"written as {fmt}: {size[0]}×{size[1]} is too large for {natural}")
     return FileResult(item.path, "ok", output=out, notes=notes)
 
 

@@ -241,3 +241,12 @@ def test_model_problems_raise_before_any_file_is_touched(tmp_path):
     with pytest.raises(ValueError, match="quality"):
         run_job(Job(inputs=[tmp_path], models=["x"], quality=0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
+
+
+def test_same_format_that_cannot_hold_the_result_gives_png_with_a_note(tmp_path, x2_model, cache):
+    Image.fromarray(smooth_rgb(8200, 2)).save(tmp_path / "panorama.webp", lossless=True)
+    [result] = run_job(Job(inputs=[tmp_path / "panorama.webp"], models=[x2_model], tile=4096), cache=cache)
+    assert result.status == "ok", result.error
+    assert result.output.name == "panorama_mobilesr_x2_x2.png"
+    assert Image.open(result.output).format == "PNG" and Image.open(result.output).size == (16400, 4)
+    assert result.notes == ["written as PNG: 16400×4 is too large for WEBP"]
