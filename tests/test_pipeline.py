@@ -219,11 +219,13 @@ def test_cancel_stops_between_tiles_and_leaves_nothing(tmp_path, x2_model, cache
             cancel.set()  # as a user would, during the second photo
 
     with pytest.raises(Cancelled) as caught:
-        run_job(Job(inputs=[tmp_path], models=[x2_model], tile=16), events=on_event, cancel=cancel, cache=cache)
+        run_job(Job(inputs=[tmp_path], models=[x2_model], tile=32), events=on_event, cancel=cancel, cache=cache)
     done = caught.value.results
     assert [(r.input.name, r.status) for r in done] == [("p1.png", "ok")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p1.png", "p1_mobilesr_x2_x2.png", "p2.png", "p3.png"]
     assert not any(isinstance(e, JobFinished) for e in events)
+    second = [e for e in events if isinstance(e, TileProgress) and e.index == 2]
+    assert second[-1].done < second[-1].total  # it stopped between tiles, not at the end of the photo
 
 
 def test_model_cache_loads_once_per_source_and_device(x2_model):
