@@ -12,6 +12,10 @@ Reading:
   its ICC profile when it has one) and palette images to RGB or RGBA. GIF and multi-page TIFF give their first frame.
 - Pillow's decompression-bomb guard stays on. Every failure raises `ImageError` naming the file and the reason.
 
+Metadata on write: the ICC profile in every format but BMP; EXIF (orientation 1, PixelX/YDimension updated) in JPEG,
+PNG, WebP, HEIC and AVIF, and its IFD0 tags (camera, date, artist...) in TIFF; XMP in JPEG, PNG, WebP and TIFF; DPI
+in JPEG, PNG, TIFF and BMP.
+
 Writing (`write_photo`) goes to a hidden temporary file in the target folder, then `os.replace`, so that a reader never
 sees a partial file and nothing is left behind on failure or interruption. An original is never opened for writing.
 """
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -180,7 +184,11 @@ def _photo_from_image(im: Image.Image, path: Path) -> Photo:
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
         notes.append(f"the file has {im.n_frames} frames; only the first is used")
-    exif = im.getexif()
+    try:
+        exif = im.getexif()
+    except Exception as exc:  # a damaged EXIF block must not cost the photo
+        exif = Image.Exif()
+        notes.append(f"the EXIF block could not be read ({_first_line(exc)})")
     orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
     icc = info.get("icc_profile") or None
 
@@ -607,6 +615,12 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
         options["dpi"] = tuple(int(round(v)) for v in photo.dpi) if fmt in ("JPEG", "BMP") else photo.dpi
     if photo.xmp and fmt in ("JPEG", "WEBP"):
         options["xmp"] = photo.xmp
+    elif photo.xmp and fmt == "PNG":
+        text = PngImagePlugin.PngInfo()
+        text.add_itxt("XML:com.adobe.xmp", photo.xmp.decode("utf-8", "replace"), zip=True)
+        options["pnginfo"] = text
+    elif photo.xmp and fmt == "TIFF":
+        options.setdefault("tiffinfo", {})[700] = photo.xmp
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=False)
     elif fmt == "WEBP":

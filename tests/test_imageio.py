@@ -292,3 +292,21 @@ def test_same_format_falls_back_to_png_past_the_format_limits(tmp_path):
     assert output_extension(photo) == ".webp"
     assert output_extension(photo, size=(16384, 12288)) == ".png"  # a x2048 upscale would not fit WebP
     assert output_extension(photo, "webp", size=(16384, 12288)) == ".webp"  # asked for explicitly: kept (and fails)
+
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6" tiff:Make="TestCam"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "webp", "png", "tiff"])
+def test_xmp_is_kept_with_orientation_1(tmp_path, fmt):
+    Image.fromarray(smooth_rgb(6, 4)).save(tmp_path / "xmp.jpg", xmp=XMP)
+    photo = read_photo(tmp_path / "xmp.jpg")
+    out = write_photo(photo, tmp_path / f"out.{fmt}", format=fmt)
+    with Image.open(out) as im:
+        xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
+    assert b'tiff:Orientation="1"' in xmp and b'tiff:Make="TestCam"' in xmp
