@@ -310,3 +310,16 @@ def test_xmp_is_kept_with_orientation_1(tmp_path, fmt):
         xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
     xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
     assert b'tiff:Orientation="1"' in xmp and b'tiff:Make="TestCam"' in xmp
+
+
+def test_dpi_is_kept(tmp_path):
+    Image.fromarray(smooth_rgb(6, 4)).save(tmp_path / "print.jpg", dpi=(300, 300))
+    photo = read_photo(tmp_path / "print.jpg")
+    assert photo.dpi == (300.0, 300.0)
+    for fmt in ("jpg", "png", "tiff", "bmp"):
+        with Image.open(write_photo(photo, tmp_path / f"out.{fmt}", format=fmt)) as im:
+            assert tuple(round(v) for v in im.info["dpi"]) == (300, 300), fmt
+    deep = Photo(pixels=np.full((3, 5, 3), 0.25, np.float32), format="PNG", bit_depth=16, dpi=(240.0, 240.0))
+    for fmt in ("png", "tiff"):
+        with Image.open(write_photo(deep, tmp_path / f"deep.{fmt}", format=fmt)) as im:
+            assert tuple(round(v) for v in im.info["dpi"]) == (240, 240), fmt
