@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="bf16 autocast where the CPU has native bf16 (slower for MobileSR on CPU; see models/README.md)")
     parser.add_argument("--no-bf16", action="store_true", help=argparse.SUPPRESS)  # the default; kept for old command lines
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (the checkpoint moves freely between them)")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=0, help="evaluate the EMA on Set5 every N steps (0: only at the end)")
     parser.add_argument("--eval-sets", default="Set5", help="comma-separated benchmark sets for the in-run evaluation")
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.iterations:
         overrides["iterations"] = args.iterations
     state = run(config, args.checkpoint, resume=not args.fresh, cache_dir=args.cache, log_path=args.log,
-                stop_at=stop_at, evaluate=evaluate, progress=not args.no_progress, overrides=overrides)
+                stop_at=stop_at, evaluate=evaluate, progress=not args.no_progress, overrides=overrides,
+                device=args.device)
     print(f"stopped at step {state.step} of {state.config.iterations} after {state.seconds:.0f} s of training",
           file=sys.stderr)
     return 0

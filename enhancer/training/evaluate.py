@@ -45,9 +45,10 @@ def _rgb(path: Path) -> np.ndarray:
 
 @torch.no_grad()
 def super_resolve(net: nn.Module, lr_uint8: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(np.array(lr_uint8)).permute(2, 0, 1)[None].float() / 255.0
-    y = net(x).clamp(0, 1)
-    return (y[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+    device = next(net.parameters()).device
+    x = torch.from_numpy(np.array(lr_uint8)).permute(2, 0, 1)[None].float().to(device) / 255.0
+    y = net(x).float().clamp(0, 1)
+    return (y[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
 def evaluate_set(net: nn.Module, root: Path, name: str, scale: int) -> float:

@@ -118,11 +118,11 @@ class TrainState:
     seconds: float = 0.0  # training time summed over all sessions
 
 
-def build_state(config: TrainConfig) -> TrainState:
+def build_state(config: TrainConfig, device: str | torch.device = "cpu") -> TrainState:
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
-    net = build_network(config.arch, config.net)
+    net = build_network(config.arch, config.net).to(device)
     net.train()
     ema = EMA(net, config.ema_decay)
     # No weight decay on biases and norm scales: decaying them only hurts a small network.
@@ -159,7 +159,8 @@ def config_from_json(text: str) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in values.items() if k in known})
 
 
-def load_checkpoint(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> TrainState:
+def load_checkpoint(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
+                    device: str | torch.device = "cpu") -> TrainState:
     """Rebuild the training state from a resume checkpoint. `overrides` may extend e.g. `iterations`."""
     path = Path(path)
     try:
@@ -169,7 +170,7 @@ def load_checkpoint(path: str | os.PathLike, overrides: dict[str, Any] | None = 
         raise ValueError(f"{path}: not a readable training checkpoint ({exc})") from None
     for key, value in (overrides or {}).items():
         setattr(config, key, value)
-    state = build_state(config)
+    state = build_state(config, device)
     state.net.load_state_dict(payload["net"])
     state.ema.net.load_state_dict(payload["ema"])
     state.optimizer.load_state_dict(payload["optimizer"])
@@ -187,9 +188,11 @@ def train_step(state: TrainState, cache: ImageCache, loss_fn: Callable, use_bf16
     generator = batch_generator(config.seed, state.step)
     hr_levels = sample_hr_patches(cache, config.batch, bicubic_hr_size(config.lr_patch, config.scale), generator)
     lr, hr = make_pairs(config.degradation, hr_levels, config.scale, generator)
+    device = next(state.net.parameters()).device
+    lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
     for group in state.optimizer.param_groups:
         group["lr"] = learning_rate_at(config, state.step)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         sr = state.net(lr)
     loss = loss_fn(sr.float(), hr)
     state.optimizer.zero_grad(set_to_none=True)
@@ -205,7 +208,7 @@ def train_step(state: TrainState, cache: ImageCache, loss_fn: Callable, use_bf16
 def run(config: TrainConfig, checkpoint: str | os.PathLike, *, resume: bool = True, cache_dir: str | None = None,
         log_path: str | os.PathLike | None = None, stop_at: float | None = None,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None, progress: bool = True,
-        overrides: dict[str, Any] | None = None) -> TrainState:
+        overrides: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> TrainState:
     """Train until `config.iterations` (or the wall-clock `stop_at`, a time.time() value), checkpointing regularly.
 
     With `resume` and an existing `checkpoint`, the run continues from it (its stored recipe wins, except `overrides`).
@@ -213,12 +216,13 @@ def run(config: TrainConfig, checkpoint: str | os.PathLike, *, resume: bool = Tr
     """
     checkpoint = Path(checkpoint)
     if resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, overrides)
+        state = load_checkpoint(checkpoint, overrides, device)
     else:
-        state = build_state(config)
+        state = build_state(config, device)
     config = state.config
     torch.set_num_threads(max(1, int(config.threads)))
-    use_bf16 = bool(config.bf16) and bf16_is_fast()
+    device = torch.device(device)
+    use_bf16 = bool(config.bf16) and (device.type == "cuda" or (device.type == "cpu" and bf16_is_fast()))
     cache = prepare_cache(config.train_dirs, cache_dir, min_size=bicubic_hr_size(config.lr_patch, config.scale))
     loss_fn = loss_function(config.loss)
     log = open(log_path, "a", encoding="utf-8") if log_path else None
