@@ -90,16 +90,18 @@ class WindowAttention(nn.Module):
         self._bias_cache: dict = {}
 
     def position_bias(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """(heads, N, N) bias; gathered again only when the table changes (load, training step) or moves."""
+        """(1, heads, N, N) bias (4-D: a 3-D mask sends SDPA to its slow math path on the CPU); gathered again only when the table changes (load, training step) or moves."""
         table = self.relative_position_bias_table
-        key = (device, dtype, table._version, table.data_ptr())
+        # Inference tensors (made under torch.inference_mode) have no version counter; their storage identifies them.
+        version = 0 if table.is_inference() else table._version
+        key = (device, dtype, version, table.data_ptr())
         cached = self._bias_cache.get((device, dtype))
         if cached is not None and cached[0] == key:
             return cached[1]
         window = self.window_size[0]
         n = window * window
         index = relative_position_index(window).to(table.device).view(-1)
-        bias = table.detach()[index].view(n, n, -1).permute(2, 0, 1).contiguous().to(device=device, dtype=dtype)
+        bias = table.detach()[index].view(n, n, -1).permute(2, 0, 1)[None].contiguous().to(device=device, dtype=dtype)
         self._bias_cache[(device, dtype)] = (key, bias)
         return bias
 
@@ -117,7 +119,7 @@ class WindowAttention(nn.Module):
         if mask is None:
             return self.proj(self.attend(windows, bias))
         nw = mask.shape[0]
-        full = (bias[None] + mask[:, None].to(bias.dtype)).repeat(windows.shape[0] // nw, 1, 1, 1)
+        full = (bias + mask[:, None].to(bias.dtype)).repeat(windows.shape[0] // nw, 1, 1, 1)
         return self.proj(self.attend(windows, full))
 
 
@@ -155,7 +157,7 @@ class SwinTransformerBlock(nn.Module):
         if cached is not None and cached[0] is bias:
             return cached[1]
         mask = border_shift_mask(height, width, self.window_size, self.shift_size).to(device=device, dtype=dtype)
-        full = (bias[None] + mask[:, None]).repeat(batch, 1, 1, 1)
+        full = (bias + mask[:, None]).repeat(batch, 1, 1, 1)
         if len(self._border_cache) >= CACHE_SIZES:
             self._border_cache.pop(next(iter(self._border_cache)))
         self._border_cache[key] = (bias, full)
