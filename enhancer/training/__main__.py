@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--net", default=None, help='network kwargs as JSON, e.g. \'{"n_feats": 40, ...}\'')
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--degradation", choices=("bicubic", "real"), default="bicubic")
-    parser.add_argument("--lr-patch", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr-patch", type=int, default=None, help="LR patch side (default 48; may change on resume)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default 8; may change on resume)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="total steps (default 10000); on resume, a new total (the cosine is re-aimed to it)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     net = json.loads(args.net) if args.net else None
     train_dirs = args.train_dir or [str(DEFAULT_DATA / name) for name in DEFAULT_TRAIN_FOLDERS]
     config = TrainConfig(arch=args.arch, scale=args.scale, degradation=args.degradation, train_dirs=train_dirs,
-                         lr_patch=args.lr_patch, batch=args.batch, iterations=args.iterations or 10000,
+                         lr_patch=args.lr_patch or 48, batch=args.batch or 8, iterations=args.iterations or 10000,
                          learning_rate=args.learning_rate, warmup=args.warmup, loss=args.loss,
                          ema_decay=args.ema_decay, seed=args.seed, bf16=args.bf16 and not args.no_bf16, threads=args.threads,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     stop_at = parse_deadline(args.stop_at) if args.stop_at else None
     # On resume the stored recipe wins; only these may change between sessions.
     overrides = {"threads": args.threads, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every}
-    if args.iterations:
-        overrides["iterations"] = args.iterations
+    for key in ("iterations", "lr_patch", "batch"):
+        if getattr(args, key):
+            overrides[key] = getattr(args, key)
     state = run(config, args.checkpoint, resume=not args.fresh, cache_dir=args.cache, log_path=args.log,
                 stop_at=stop_at, evaluate=evaluate, progress=not args.no_progress, overrides=overrides,
                 device=args.device)
