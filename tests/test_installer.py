@@ -24,13 +24,11 @@ from enhancer import selftest  # noqa: E402
 
 
 def _draw_source(path: Path, size: tuple[int, int]) -> Path:
-    image = Image.new("RGBA", size, (0, 0, 0, 0))
     pixels = np.zeros((size[1], size[0], 4), np.uint8)
     pixels[..., 0] = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :]
     pixels[..., 2] = 200
     pixels[..., 3] = 255
-    image = Image.fromarray(pixels, "RGBA")
-    image.save(path)
+    Image.fromarray(pixels, "RGBA").save(path)
     return path
 
 
