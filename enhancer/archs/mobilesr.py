@@ -1,36 +1,126 @@
 """MobileSR (NTIRE 2022 efficient SR, sunny2109/MobileSR-NTIRE2022), key for key with the official checkpoints.
 
-First straightforward version; the speed work replaces its internals without changing keys or results.
+The network is tiny (about 0.5 MFLOP per input pixel), so on a CPU its cost is memory traffic and per-op overhead,
+not arithmetic. The inference path therefore:
+  - keeps activations channels_last (NHWC in memory) from the head conv to the tail conv, so 1×1 convs are plain
+    GEMMs (`F.linear`) on the NHWC view and LayerNorm needs no permute copies;
+  - runs window attention with `F.scaled_dot_product_attention` on strided q/k/v views of one qkv GEMM;
+  - adds the window output back into the residual in place, reading it through a permuted view (one pass for
+    "window reverse + crop + add");
+  - folds `x + pos_embed(x)` into the depth-wise kernel (centre tap + 1), cached per weight version, dtype and device;
+  - does the pixel shuffles without shuffling: the 1×1 upsampling convs are applied in a permuted channel order,
+    which leaves sub-pixels in a scrambled but regular order, and one LeakyReLU writes them straight into the
+    final NHWC image.
+With autograd enabled (training) a plain, differentiable path with the same results is used instead.
+The network zero-pads each attention input to a multiple of the window internally, as the official code does.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+LEAKY_SLOPE = 0.2
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """NHWC view of an N×C×H×W tensor (free when it is channels_last)."""
+    return x.permute(0, 2, 3, 1)
+
+
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W (channels_last) view of an NHWC tensor."""
+    return x.permute(0, 3, 1, 2)
+
+
+def _fused_cpu_ops_available() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_FUSED_OPS = _fused_cpu_ops_available()
+
+
+def _use_fused(x: torch.Tensor) -> bool:
+    """oneDNN's fused GEMM/conv + activation/add ops: fp32 on CPU (bf16 only where oneDNN supports it)."""
+    if not _FUSED_OPS or x.device.type != "cpu":
+        return False
+    return x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and _mkldnn_bf16())
+
+
+def _mkldnn_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:
+    """x @ weightᵀ + bias, then `act` ("none", "gelu" (erf) or "leaky_relu"), fused in one oneDNN call on CPU."""
+    if _use_fused(x):
+        scalars = [LEAKY_SLOPE] if act == "leaky_relu" else []
+        algorithm = "none" if act == "gelu" else ""
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, act, scalars, algorithm)
+    out = F.linear(x, weight, bias)
+    if act == "gelu":
+        return torch.ops.aten.gelu_(out)
+    if act == "leaky_relu":
+        return F.leaky_relu_(out, LEAKY_SLOPE)
+    return out
+
+
+def linear_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
+    """x @ weightᵀ + bias + residual (same shape and layout as the result), fused on CPU."""
+    if _use_fused(x):
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+    return F.linear(x, weight, bias).add_(residual)
+
+
+def depthwise_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:
+    """Depth-wise 3×3 conv (padding 1) of a channels_last tensor, then `act`, fused on CPU."""
+    groups = x.shape[1]
+    if _use_fused(x):
+        scalars = [LEAKY_SLOPE] if act == "leaky_relu" else []
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, [1, 1], [1, 1], [1, 1], groups, act, scalars, "")
+    out = F.conv2d(x, weight, bias, padding=1, groups=groups)
+    return F.leaky_relu_(out, LEAKY_SLOPE) if act == "leaky_relu" else out
+
+
+def _cached(owner: nn.Module, name: str, sources: Sequence[torch.Tensor], build: Callable[[], object]):
+    """A value derived from parameters, rebuilt only when one of them changes (storage, in-place version, dtype)."""
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+    hit = owner.__dict__.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with torch.no_grad():
+        value = build()
+    owner.__dict__[name] = (key, value)
+    return value
+
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention over the tokens of one window."""
+    """Multi-head self-attention inside one window (official names: `qkv` without bias, `proj_out`)."""
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"MobileSR: {dim} features do not split into {num_heads} heads")
         self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj_out = nn.Linear(dim, dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens: (windows, tokens per window, dim) -> same shape."""
         n_windows, n_tokens, dim = tokens.shape
-        head_dim = dim // self.num_heads
-        q, k, v = self.qkv(tokens).chunk(3, dim=-1)
-        q = q.reshape(n_windows, n_tokens, self.num_heads, head_dim).transpose(1, 2)
-        k = k.reshape(n_windows, n_tokens, self.num_heads, head_dim).transpose(1, 2)
-        v = v.reshape(n_windows, n_tokens, self.num_heads, head_dim).transpose(1, 2)
-        attn = (q @ k.transpose(-2, -1)) * self.scale
-        attn = attn.softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(n_windows, n_tokens, dim)
-        return self.proj_out(out)
+        qkv = linear_act(tokens, self.qkv.weight, None).view(n_windows, n_tokens, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # strided views, no copies
+        out = F.scaled_dot_product_attention(q, k, v)  # default scale: head_dim ** -0.5, as official
+        return linear_act(out.transpose(1, 2).reshape(n_windows, n_tokens, dim), self.proj_out.weight, self.proj_out.bias)
 
 
 class Mlp(nn.Module):
@@ -41,9 +131,14 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x)
 
+    def forward_add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """mlp(x) + residual, for inference."""
+        hidden = linear_act(x, self.fc[0].weight, self.fc[0].bias, "gelu")
+        return linear_add(hidden, self.fc[2].weight, self.fc[2].bias, residual)
+
 
 class Transformer(nn.Module):
-    """Depth-wise positional conv, then non-overlapping window attention and an MLP, both residual."""
+    """x + pos_embed(x), then window attention and an MLP, both residual, on non-overlapping windows."""
 
     def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: int):
         super().__init__()
@@ -54,45 +149,85 @@ class Transformer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_ratio)
 
+    def _pos_embed_with_identity(self) -> torch.Tensor:
+        def build() -> torch.Tensor:
+            weight = self.pos_embed.weight.detach().clone()
+            weight[:, 0, 1, 1] += 1.0  # x + dwconv(x) == dwconv'(x) with the centre tap raised by one
+            return weight
+
+        return _cached(self, "_pos_weight", (self.pos_embed.weight,), build)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos_embed(x)
-        x = x.permute(0, 2, 3, 1)  # b h w c
-        b, h, w, c = x.shape
-        shortcut = x
-        x = self.norm1(x)
+        if torch.is_grad_enabled():
+            return self._forward_differentiable(x)
+        b, c, h, w = x.shape
         ws = self.window_size
-        pad_b = (ws - h % ws) % ws
-        pad_r = (ws - w % ws) % ws
-        # The official code zero-pads after the norm, so padded tokens are exact zeros inside the attention.
-        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        x = depthwise_act(x, self._pos_embed_with_identity(), self.pos_embed.bias)
+        shortcut = _nhwc(x)
+        if not shortcut.is_contiguous():
+            shortcut = shortcut.contiguous()
+        normed = self.norm1(shortcut)
+        pad_b, pad_r = -h % ws, -w % ws
+        if pad_b or pad_r:
+            # As official: zero-pad after the norm, so padded tokens are exact zeros (keys with logit 0, value 0).
+            normed = F.pad(normed, (0, 0, 0, pad_r, 0, pad_b))
         hp, wp = h + pad_b, w + pad_r
-        windows = x.reshape(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
-        windows = self.attn(windows)
-        x = windows.reshape(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
-        x = x[:, :h, :w, :]
-        x = x + shortcut
+        nh, nw = hp // ws, wp // ws
+        windows = normed.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
+        attended = self.attn(windows).view(b, nh, nw, ws, ws, c).transpose(2, 3)  # b, nh, ws, nw, ws, c
+        if pad_b or pad_r:
+            shortcut.add_(attended.reshape(b, hp, wp, c)[:, :h, :w])
+        else:
+            shortcut.view(b, nh, ws, nw, ws, c).add_(attended)  # window reverse and residual in one pass
+        out = self.mlp.forward_add(self.norm2(shortcut), shortcut)
+        return _nchw(out)
+
+    def _forward_differentiable(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        x = _nhwc(x)
+        b, h, w, c = x.shape
+        ws = self.window_size
+        pad_b, pad_r = -h % ws, -w % ws
+        normed = F.pad(self.norm1(x), (0, 0, 0, pad_r, 0, pad_b))
+        hp, wp = h + pad_b, w + pad_r
+        windows = normed.reshape(b, hp // ws, ws, wp // ws, ws, c).transpose(2, 3).reshape(-1, ws * ws, c)
+        attended = self.attn(windows).reshape(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)
+        x = x + attended[:, :h, :w]
         x = x + self.mlp(self.norm2(x))
-        return x.permute(0, 3, 1, 2)
+        return _nchw(x)
 
 
 class ResBlock(nn.Module):
+    """1×1 expand, LeakyReLU, depth-wise 3×3, LeakyReLU, 1×1 reduce, plus the input."""
+
     def __init__(self, dim: int, ratio: int):
         super().__init__()
         hidden = dim * ratio
         self.net = nn.Sequential(
             nn.Conv2d(dim, hidden, 1),
-            nn.LeakyReLU(0.2),
+            nn.LeakyReLU(LEAKY_SLOPE),
             nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
-            nn.LeakyReLU(0.2),
+            nn.LeakyReLU(LEAKY_SLOPE),
             nn.Conv2d(hidden, dim, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x) + x
+        if torch.is_grad_enabled():
+            return self.net(x) + x
+        expand, depthwise, reduce = self.net[0], self.net[2], self.net[4]
+        inp = _nhwc(x)
+        if not inp.is_contiguous():
+            inp = inp.contiguous()
+        hidden = linear_act(inp, expand.weight.view(expand.out_channels, -1), expand.bias, "leaky_relu")
+        hidden = _nhwc(depthwise_act(_nchw(hidden), depthwise.weight, depthwise.bias, "leaky_relu"))
+        if not hidden.is_contiguous():
+            hidden = hidden.contiguous()
+        out = linear_add(hidden, reduce.weight.view(reduce.out_channels, -1), reduce.bias, inp)
+        return _nchw(out)
 
 
-class Body(nn.Module):
-    def __init__(self, dim: int, num_heads: int, window_size: int, ratios: list[int]):
+class BaseBlock(nn.Module):
+    def __init__(self, dim: int, num_heads: int, window_size: int, ratios: Sequence[int]):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.ModuleList([Transformer(dim, num_heads, window_size, r), ResBlock(dim, r)]) for r in ratios
@@ -105,33 +240,77 @@ class Body(nn.Module):
 
 
 class MobileSR(nn.Module):
-    """Same constructor arguments and state-dict keys as the official MobileSR (note the official `upsapling`)."""
+    """The official constructor (plus `window_size`, fixed to 8 in the official code); RGB in, RGB ×scale out."""
 
     def __init__(
         self,
         n_feats: int = 40,
         n_heads: int = 8,
-        ratios: list[int] | tuple[int, ...] = (4, 2, 2, 2, 4),
+        ratios: Sequence[int] = (4, 2, 2, 2, 4),
         upscaling_factor: int = 4,
         window_size: int = 8,
     ):
         super().__init__()
+        if upscaling_factor not in (2, 3, 4):
+            raise ValueError(f"MobileSR supports upscaling factors 2, 3 and 4, not {upscaling_factor}")
         self.scale = upscaling_factor
+        self.n_feats = n_feats
         self.head = nn.Conv2d(3, n_feats, 3, padding=1)
-        self.body = Body(n_feats, n_heads, window_size, list(ratios))
+        self.body = BaseBlock(n_feats, n_heads, window_size, list(ratios))
         self.fuse = nn.Conv2d(n_feats * 2, n_feats, 3, padding=1)
         if upscaling_factor == 4:
-            self.upsapling = nn.Sequential(
+            self.upsapling = nn.Sequential(  # (sic) the official attribute name
                 nn.Conv2d(n_feats, n_feats * 4, 1), nn.PixelShuffle(2), nn.Conv2d(n_feats, n_feats * 4, 1), nn.PixelShuffle(2)
             )
         else:
             s = upscaling_factor
             self.upsapling = nn.Sequential(nn.Conv2d(n_feats, n_feats * s * s, 1), nn.PixelShuffle(s))
         self.tail = nn.Conv2d(n_feats, 3, 3, padding=1)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.head(x)
+        base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        if torch.is_grad_enabled():
+            feats = self.head(x)
+            feats = self.fuse(torch.cat([feats, self.body(feats)], dim=1))
+            return self.tail(self.act(self.upsapling(feats))) + base
+        feats = self.head(x.contiguous(memory_format=torch.channels_last))
         feats = self.fuse(torch.cat([feats, self.body(feats)], dim=1))
-        out = self.tail(self.act(self.upsapling(feats)))
-        return out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        # base is a plain NCHW tensor: adding into it gives the caller a standard layout without another copy.
+        return base.add_(self.tail(self._upsample_and_activate(feats)))
+
+    def _subpixel_major(self, conv: nn.Conv2d, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 1×1 conv's weight and bias with output channels reordered from (c, i, j) to (i, j, c)."""
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            c = self.n_feats
+            weight = conv.weight.view(c, r * r, c).transpose(0, 1).reshape(r * r * c, c).contiguous()
+            bias = conv.bias.view(c, r * r).t().reshape(r * r * c).contiguous()
+            return weight, bias
+
+        return _cached(conv, "_subpixel_major", (conv.weight, conv.bias), build)
+
+    def _upsample_and_activate(self, feats: torch.Tensor) -> torch.Tensor:
+        """upsapling + LeakyReLU, as one GEMM per stage and a single strided write of the final image."""
+        b, c, h, w = feats.shape
+        inp = _nhwc(feats)
+        if not inp.is_contiguous():
+            inp = inp.contiguous()
+        if self.scale == 4:
+            # Two x2 stages. Sub-pixels stay in (i1, j1, i2, j2) order behind each low-res pixel: a 1×1 conv does
+            # not care about pixel order, so the shuffle is needed only once, at the end.
+            w1, b1 = self._subpixel_major(self.upsapling[0], 2)
+            w2, b2 = self._subpixel_major(self.upsapling[2], 2)
+            stage1 = linear_act(inp, w1, b1).view(b, h, w, 4, c)
+            stage2 = linear_act(stage1, w2, b2).view(b, h, w, 2, 2, 2, 2, c)  # b, h, w, i1, j1, i2, j2, c
+            image = torch.empty(b, h * 4, w * 4, c, dtype=stage2.dtype, device=stage2.device)
+            # Output row 4h + 2 i1 + i2, column 4w + 2 j1 + j2.
+            target = image.view(b, h, 2, 2, w, 2, 2, c).permute(0, 1, 4, 2, 5, 3, 6, 7)
+        else:
+            r = self.scale
+            w1, b1 = self._subpixel_major(self.upsapling[0], r)
+            stage2 = linear_act(inp, w1, b1).view(b, h, w, r, r, c)
+            image = torch.empty(b, h * r, w * r, c, dtype=stage2.dtype, device=stage2.device)
+            target = image.view(b, h, r, w, r, c).permute(0, 1, 3, 2, 4, 5)
+        torch._C._nn.leaky_relu(stage2, LEAKY_SLOPE, out=target)
+        return _nchw(image)
