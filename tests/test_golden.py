@@ -139,3 +139,21 @@ def test_swinir_masks_are_built_once_per_size_and_stay_correct(monkeypatch):
         reference = fresh(small)
     assert torch.equal(again, first) and torch.equal(reference, first)
     assert len(builds) == 3 * built  # the large size, the fresh net; the small size came back from the cache
+
+
+def test_swinir_window_attention_official_signature_matches_plain_math():
+    """WindowAttention(windows, mask) computes softmax(q·kᵀ·scale + bias + mask)·v like the official module."""
+    from enhancer.archs.swinir import WindowAttention, relative_position_index
+
+    torch.manual_seed(2)
+    attention = WindowAttention(dim=12, window_size=4, num_heads=3).eval()
+    windows = torch.rand(2 * 5, 16, 12)  # batch 2, 5 windows of 4x4 tokens
+    mask = torch.zeros(5, 16, 16).masked_fill_(torch.rand(5, 16, 16) > 0.7, -100.0)
+    with torch.no_grad():
+        ours = attention(windows, mask)
+        q, k, v = attention.qkv(windows).view(10, 16, 3, 3, 4).permute(2, 0, 3, 1, 4)
+        bias = attention.relative_position_bias_table[relative_position_index(4).view(-1)].view(16, 16, 3).permute(2, 0, 1)
+        scores = (q * attention.scale) @ k.transpose(-2, -1) + bias[None]
+        scores = scores.view(2, 5, 3, 16, 16) + mask[None, :, None]
+        plain = attention.proj((scores.view(10, 3, 16, 16).softmax(-1) @ v).transpose(1, 2).reshape(10, 16, 12))
+    assert (ours - plain).abs().max().item() <= 1e-5
