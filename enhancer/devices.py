@@ -1,23 +1,203 @@
-"""Pick the device and precision. (Minimal first version; the tiling issue completes it.)"""
+"""Pick the device and the precision a network runs in, and say how much memory that device has free.
+
+`auto` means CUDA, then Apple MPS, then the CPU. Precision `auto` means bf16 where the hardware runs it fast (CUDA
+with native bf16, a CPU with AVX512-BF16 or AMX) and fp32 everywhere else. fp16 is never used for SwinIR: its
+attention overflows in half precision.
+"""
 
 from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
 
 import torch
 
 from .errors import DeviceError
 
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Networks whose activations overflow the fp16 range.
+FP16_UNSAFE_ARCHS = frozenset({"swinir"})
+
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """Turn "auto", "cpu", "cuda", "cuda:1" or "mps" into a torch.device that exists on this machine."""
     if isinstance(name, torch.device):
         return name
-    if name == "auto":
+    text = str(name).strip().lower()
+    if text == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device 'cuda' was requested but no CUDA GPU is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("device 'mps' was requested but Apple MPS is not available")
-    return torch.device(name)
+            device = torch.device("cuda")
+            log.info("device auto: using CUDA (%s)", torch.cuda.get_device_name(0))
+        elif mps_available():
+            device = torch.device("mps")
+            log.info("device auto: using Apple MPS")
+        else:
+            device = torch.device("cpu")
+            log.info("device auto: no GPU found, using the CPU")
+        return device
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {name!r} was requested but no CUDA GPU is available "
+                "(no NVIDIA GPU, or this torch build has no CUDA support); use --device cpu or auto"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {name!r} was requested but only {torch.cuda.device_count()} CUDA GPU(s) exist"
+            )
+    elif device.type == "mps":
+        if not mps_available():
+            raise DeviceError("device 'mps' was requested but Apple MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise DeviceError(f"unsupported device {name!r}; use auto, cpu, cuda or mps")
+    return device
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), so bf16 is faster than fp32."""
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+        if "AMX" in capability:
+            return True
+    except (AttributeError, RuntimeError):
+        pass
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # older torch has no including_emulation argument
+        major, _minor = torch.cuda.get_device_capability(device)
+        return major >= 8
+
+
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", arch: str | None = None) -> str:
+    """Return "fp32", "bf16" or "fp16" for `arch` on `device`, logging the choice and why."""
+    requested = str(precision or "auto").strip().lower()
+    if requested not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    name = arch or "network"
+    if requested == "auto":
+        if device.type == "cuda" and cuda_has_bf16(device):
+            chosen, why = "bf16", "the GPU runs bf16 natively"
+        elif device.type == "cpu" and cpu_has_fast_bf16():
+            chosen, why = "bf16", "the CPU has AVX512-BF16/AMX"
+        else:
+            chosen, why = "fp32", f"no fast bf16 on {device.type}"
+        log.info("precision auto for %s on %s: %s (%s)", name, device.type, chosen, why)
+        return chosen
+    if requested == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
+        raise DeviceError("precision bf16 was requested but this GPU does not support bf16; use fp32 or fp16")
+    if requested == "fp16":
+        if arch in FP16_UNSAFE_ARCHS:
+            fallback = "bf16" if (device.type == "cuda" and cuda_has_bf16(device)) else "fp32"
+            log.warning("fp16 is not safe for %s (its activations overflow); using %s instead", name, fallback)
+            return fallback
+        if device.type == "cpu":
+            log.warning("fp16 is slow and poorly supported on the CPU; using fp32 for %s", name)
+            return "fp32"
+    log.info("precision for %s on %s: %s (requested)", name, device.type, requested)
+    return requested
+
+
+def device_label(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return f"CUDA ({torch.cuda.get_device_name(device)})"
+        except (RuntimeError, AssertionError):
+            return "CUDA"
+    return {"mps": "MPS", "cpu": "CPU"}.get(device.type, device.type.upper())
+
+
+def describe(device: torch.device | str = "auto", precision: str = "auto", arch: str | None = None) -> str:
+    """A short status-bar text such as "CPU, fp32" or "CUDA (NVIDIA H100), bf16"."""
+    resolved = resolve_device(device)
+    return f"{device_label(resolved)}, {resolve_precision(precision, resolved, arch)}"
+
+
+def _cpu_available_bytes() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:  # macOS has no available-pages counter: assume half of the physical memory is usable
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def free_memory_bytes(device: torch.device | str) -> int:
+    """Bytes a forward pass may still use on `device` (CUDA: free plus cached-but-unused; CPU: available RAM)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        cached_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(cached_unused, 0))
+    if device.type == "mps":
+        try:
+            limit = torch.mps.recommended_max_memory()
+            return int(max(limit - torch.mps.driver_allocated_memory(), 0))
+        except (AttributeError, RuntimeError):
+            return _cpu_available_bytes() // 2
+    return _cpu_available_bytes()
+
+
+def empty_cache(device: torch.device | str) -> None:
+    """Give cached blocks back after an out-of-memory error, so the retry starts from a clean pool."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        try:
+            torch.mps.empty_cache()
+        except (AttributeError, RuntimeError):
+            pass
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the errors a device raises when one tile does not fit."""
+    if isinstance(exc, MemoryError):
+        return True
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    if isinstance(exc, RuntimeError):
+        text = str(exc)
+        return (
+            "can't allocate memory" in text
+            or "DefaultCPUAllocator" in text
+            or "out of memory" in text.lower()
+        )
+    return False
