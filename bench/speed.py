@@ -117,12 +117,12 @@ def restormer_subject() -> Subject:
     ours = model_from_state_dict(dict(state), name="restormer").net
     try:
         import spandrel_extra_arches
-        from spandrel import MAIN_REGISTRY, ModelLoader
+        from spandrel import ModelLoader
     except ImportError as exc:
         return Subject("restormer", ours, None, "spandrel_extra_arches",
                        missing=f"spandrel_extra_arches not installed ({exc.__class__.__name__})")
     spandrel_extra_arches.install(ignore_duplicates=True)
-    peer = ModelLoader(MAIN_REGISTRY).load_from_state_dict(state).model.eval()
+    peer = ModelLoader().load_from_state_dict(state).model.eval()
     return Subject("restormer", ours, peer, "spandrel_extra_arches")
 
 
@@ -277,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for name in names:
-        subject = make_subject(name)
+        try:
+            subject = make_subject(name)
+        except Exception as exc:  # one broken peer must not cost the rest of a long run
+            print(f"# {name}: could not be set up ({type(exc).__name__}: {exc}); skipped")
+            continue
         sizes = args.sizes or (FULL_SIZES if subject.peer is not None else REDUCED_SIZES)
         if subject.missing:
             print(f"# {name}: {subject.missing}; measuring ours only at {sizes}")
@@ -310,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                         seconds, _ = fn(x)
                     timings[label].seconds.append(seconds)
             results.append(_report(subject, size, timings, peak32, peak16))
+            if args.json:  # written as it goes, so an interrupted run keeps what it measured
+                args.json.write_text(json.dumps(results, indent=1))
     # Once more at the end: on a shared machine a quiet moment anywhere in the run is the best estimate.
     peak32 = max(peak32, matmul_peak(torch.float32, device))
     print(f"\n# matmul peak fp32 measured again at the end: {peak32:.1f} GFLOP/s (percentages above use the first)")
