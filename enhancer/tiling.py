@@ -1,10 +1,11 @@
 """Tiled inference: run a network over a photo of any size in tiles, seam-free and with bounded memory.
 
 How a photo is cut:
-- Tiles share `overlap` input pixels with each neighbour (as in the official scripts), and every tile origin lies on
-  the network's window grid, so each tile sees the same attention windows as a whole-image pass would.
-- Inside the shared band, a context margin next to each tile's inner edge is cropped away (the pixels there saw a cut
-  receptive field), and across the rest of the band the two tiles are blended with a raised-cosine ramp.
+- A tile is a span of `tile` pixels per side that shares `overlap` pixels with each neighbour. Every tile origin lies
+  on the network's window grid, so each tile sees the same attention windows as a whole-image pass would.
+- Each tile is fed to the network with a context margin of a few windows on every inner side (`context_for`); the
+  output of that margin saw a cut receptive field and is cropped away.
+- Across each shared band the two tiles are blended with a raised-cosine ramp, not an equal-weight average.
 - The blend weights are separable and form a partition of unity, so tiles are added straight into the result array:
   there is no weight buffer, and the result array is the only buffer the size of the output. Peak memory is that
   array plus one batch of tiles, whatever the number of tiles.
@@ -283,7 +284,7 @@ class _Job:
         out = y.permute(0, 2, 3, 1).numpy()
         if out.shape[-1] == 3 and self.out_channels == 1:
             out = out @ LUMA_WEIGHTS[:, None]
-        return [np.ascontiguousarray(o) for o in out]
+        return list(out)
 
     def run_box(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """Output of one network input box, halving the tile on out-of-memory until it fits."""
@@ -344,7 +345,9 @@ def _accumulate(
     oy = row.weight_start - origin[0]
     ox = col.weight_start - origin[1]
     target = out[oy : oy + row.weights.size, ox : ox + col.weights.size, : part.shape[-1]]
-    target += part * row.weights[:, None, None] * col.weights[None, :, None]
+    part *= row.weights[:, None, None]  # in place: the piece is ours, so no tile-sized temporaries
+    part *= col.weights[None, :, None]
+    target += part
 
 
 # --------------------------------------------------------------------------------------------------------------------
