@@ -46,18 +46,16 @@ def _fused_cpu_ops_available() -> bool:
 _FUSED_OPS = _fused_cpu_ops_available()
 
 
+def _autocasting(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def _use_fused(x: torch.Tensor) -> bool:
-    """oneDNN's fused GEMM/conv + activation/add ops: fp32 on CPU (bf16 only where oneDNN supports it)."""
-    if not _FUSED_OPS or x.device.type != "cpu":
+    """oneDNN's fused GEMM/conv + activation/add ops: plain fp32 on CPU. Under autocast or in bf16 the plain ops run,
+    so that autocast picks each op's precision as it does for the official network."""
+    if not _FUSED_OPS or x.device.type != "cpu" or x.dtype != torch.float32:
         return False
-    return x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and _mkldnn_bf16())
-
-
-def _mkldnn_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return not _autocasting(x) and not torch.is_grad_enabled()  # the oneDNN ops have no backward
 
 
 def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:
@@ -78,7 +76,9 @@ def linear_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     """x @ weightᵀ + bias + residual (same shape and layout as the result), fused on CPU."""
     if _use_fused(x):
         return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
-    return F.linear(x, weight, bias).add_(residual)
+    out = F.linear(x, weight, bias)
+    # Under autocast the GEMM runs in bf16; the residual stream keeps its own (higher) precision, as official.
+    return out.add_(residual) if out.dtype == residual.dtype else residual + out
 
 
 def depthwise_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:
@@ -162,7 +162,10 @@ class Transformer(nn.Module):
             return self._forward_differentiable(x)
         b, c, h, w = x.shape
         ws = self.window_size
-        x = depthwise_act(x, self._pos_embed_with_identity(), self.pos_embed.bias)
+        if _autocasting(x):
+            x = x + self.pos_embed(x)  # keep the residual in fp32, as the official code does under autocast
+        else:
+            x = depthwise_act(x, self._pos_embed_with_identity(), self.pos_embed.bias)
         shortcut = _nhwc(x)
         if not shortcut.is_contiguous():
             shortcut = shortcut.contiguous()
@@ -175,7 +178,9 @@ class Transformer(nn.Module):
         nh, nw = hp // ws, wp // ws
         windows = normed.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
         attended = self.attn(windows).view(b, nh, nw, ws, ws, c).transpose(2, 3)  # b, nh, ws, nw, ws, c
-        if pad_b or pad_r:
+        if attended.dtype != shortcut.dtype:
+            shortcut = shortcut + attended.reshape(b, hp, wp, c)[:, :h, :w]
+        elif pad_b or pad_r:
             shortcut.add_(attended.reshape(b, hp, wp, c)[:, :h, :w])
         else:
             shortcut.view(b, nh, ws, nw, ws, c).add_(attended)  # window reverse and residual in one pass
@@ -277,7 +282,8 @@ class MobileSR(nn.Module):
         feats = self.head(x.contiguous(memory_format=torch.channels_last))
         feats = self.fuse(torch.cat([feats, self.body(feats)], dim=1))
         # base is a plain NCHW tensor: adding into it gives the caller a standard layout without another copy.
-        return base.add_(self.tail(self._upsample_and_activate(feats)))
+        out = self.tail(self._upsample_and_activate(feats))
+        return base.add_(out) if base.dtype == out.dtype else base + out
 
     def _subpixel_major(self, conv: nn.Conv2d, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The 1×1 conv's weight and bias with output channels reordered from (c, i, j) to (i, j, c)."""

@@ -72,7 +72,9 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate).mul_(value))
+        gated = F.gelu(gate)
+        gated = gated * value if torch.is_grad_enabled() else gated.mul_(value)
+        return self.project_out(gated)
 
 
 class Attention(nn.Module):
@@ -98,8 +100,8 @@ class Attention(nn.Module):
         q, k, v = qkv[..., :c], qkv[..., c : 2 * c], qkv[..., 2 * c :]
 
         # Norms over the pixels of each channel (what F.normalize(dim=-1) divides by in the official code).
-        q_norm = torch.linalg.vector_norm(q, dim=1).clamp_min_(NORMALIZE_EPS).view(b, heads, head_dim, 1)
-        k_norm = torch.linalg.vector_norm(k, dim=1).clamp_min_(NORMALIZE_EPS).view(b, heads, 1, head_dim)
+        q_norm = torch.linalg.vector_norm(q, dim=1).clamp_min(NORMALIZE_EPS).view(b, heads, head_dim, 1)
+        k_norm = torch.linalg.vector_norm(k, dim=1).clamp_min(NORMALIZE_EPS).view(b, heads, 1, head_dim)
         # Per head: (head_dim × pixels) @ (pixels × head_dim), read in place from the NHWC qkv tensor.
         q_heads = q.view(b, h * w, heads, head_dim).permute(0, 2, 3, 1)
         k_heads = k.view(b, h * w, heads, head_dim).transpose(1, 2)
@@ -130,8 +132,15 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attn(self.norm1(x)).add_(x)
-        return self.ffn(self.norm2(x)).add_(x)
+        x = _residual(self.attn(self.norm1(x)), x)
+        return _residual(self.ffn(self.norm2(x)), x)
+
+
+def _residual(update: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x + update, in place into `update` when that is safe; under autocast the sum keeps x's (higher) precision."""
+    if update.dtype == x.dtype and not (torch.is_grad_enabled() and update.requires_grad):
+        return update.add_(x)
+    return x + update
 
 
 class OverlapPatchEmbed(nn.Module):

@@ -1,0 +1,212 @@
+"""Restormer and MobileSR beyond the golden cases: fast paths against plain ones, detection round trips, metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.mobilesr_baseline import MobileSRBaseline
+from enhancer.archs.mobilesr import MobileSR
+from enhancer.archs.restormer import Restormer
+from enhancer.checkpoints import model_from_state_dict
+from enhancer.detection import mobilesr as detect_mobilesr
+from enhancer.detection import restormer as detect_restormer
+from enhancer.metrics import psnr_rgb, psnr_y, rgb_to_y
+
+SMALL_RESTORMER = dict(dim=8, num_blocks=[1, 2, 1, 1], num_refinement_blocks=1, heads=[1, 2, 2, 4])
+
+
+def _randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter non-trivial values, so that each path really contributes to the output."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            centre = 1.0 if "norm" in name and name.endswith("weight") else 0.0
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + centre)
+    return net.eval()
+
+
+# ---------------------------------------------------------------- MobileSR
+
+
+@pytest.mark.parametrize("scale,ratios", [(2, [2, 2]), (3, [2, 4]), (4, [4, 2, 2])])
+@pytest.mark.parametrize("size", [(19, 27), (16, 24)])
+def test_mobilesr_fast_path_matches_frozen_baseline(scale, ratios, size):
+    kwargs = dict(n_feats=16, n_heads=4, ratios=ratios, upscaling_factor=scale)
+    fast = _randomise(MobileSR(**kwargs), seed=scale)
+    plain = MobileSRBaseline(**kwargs).eval()
+    plain.load_state_dict(fast.state_dict(), strict=True)
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = plain(x)
+        got = fast(x)
+    with torch.no_grad():
+        got_no_grad = fast(x)
+    assert got.shape == (2, 3, size[0] * scale, size[1] * scale)
+    assert got.is_contiguous()
+    assert (got - expected).abs().max().item() <= 1e-4
+    assert (got_no_grad - expected).abs().max().item() <= 1e-4
+    # The autograd path (training) gives the same numbers and real gradients.
+    x_grad = x.clone().requires_grad_(True)
+    differentiable = fast(x_grad)
+    assert (differentiable.detach() - expected).abs().max().item() <= 1e-4
+    differentiable.square().mean().backward()
+    assert x_grad.grad is not None and x_grad.grad.abs().sum() > 0
+
+
+def test_mobilesr_cached_constants_follow_new_weights():
+    kwargs = dict(n_feats=16, n_heads=4, ratios=[2], upscaling_factor=4)
+    fast = _randomise(MobileSR(**kwargs), seed=3)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        fast(x)  # fills the caches (folded pos_embed, reordered upsampling weights)
+    other = _randomise(MobileSR(**kwargs), seed=4)
+    fast.load_state_dict(other.state_dict())
+    plain = MobileSRBaseline(**kwargs).eval()
+    plain.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        assert (fast(x) - plain(x)).abs().max().item() <= 1e-4
+
+
+def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
+    kwargs = dict(n_feats=16, n_heads=4, ratios=[2, 2], upscaling_factor=2)
+    net = _randomise(MobileSR(**kwargs), seed=5)
+    plain = MobileSRBaseline(**kwargs).eval()
+    plain.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 24, 24)
+    with torch.inference_mode():
+        reference = plain(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x)
+            plain_mixed = plain(x)
+    assert mixed.dtype == torch.float32  # the bilinear skip and the final sum stay fp32
+    error = (mixed - reference).abs().mean().item()
+    plain_error = (plain_mixed - reference).abs().mean().item()
+    assert 0 < error <= 1.5 * plain_error
+
+
+@pytest.mark.parametrize(
+    "n_feats,heads", [(40, 8), (16, 4), (24, 4), (32, 8), (12, 2), (8, 2), (4, 1)]
+)
+def test_mobilesr_head_rule(n_feats, heads):
+    assert detect_mobilesr.infer_heads(n_feats) == heads
+
+
+@pytest.mark.parametrize("scale,ratios", [(2, [2, 2]), (3, [1, 4, 2]), (4, [4, 2, 2, 2, 4])])
+def test_mobilesr_detection_round_trip(scale, ratios):
+    net = MobileSR(n_feats=24, n_heads=4, ratios=ratios, upscaling_factor=scale)
+    found = detect_mobilesr.detect(net.state_dict())
+    assert found is not None
+    assert found.config == {"n_feats": 24, "n_heads": 4, "ratios": ratios, "upscaling_factor": scale}
+    assert (found.arch, found.task, found.scale, found.in_channels, found.out_channels) == ("mobilesr", "sr", scale, 3, 3)
+    assert detect_restormer.detect(net.state_dict()) is None
+
+
+# ---------------------------------------------------------------- Restormer
+
+
+def test_restormer_batch_of_one_equals_batch_of_two():
+    net = _randomise(Restormer(**SMALL_RESTORMER), seed=6)
+    x = torch.rand(2, 3, 16, 24)
+    with torch.inference_mode():
+        both = net(x)
+        first = net(x[:1])
+    assert both.shape == x.shape and both.is_contiguous()
+    # Random weights make outputs large (~1e3): compare relative to their size (fp32 reassociation only).
+    assert (both[:1] - first).abs().max().item() <= 1e-5 * max(1.0, both.abs().max().item())
+
+
+def test_restormer_rejects_sizes_that_are_not_multiples_of_8():
+    net = Restormer(**SMALL_RESTORMER).eval()
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(torch.rand(1, 3, 20, 24))
+
+
+def test_restormer_trains_and_autocasts():
+    net = _randomise(Restormer(**SMALL_RESTORMER), seed=7).train()
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    net(x).square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    net.eval()
+    with torch.inference_mode():
+        reference = net(x.detach())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x.detach())
+    assert mixed.dtype == torch.float32  # residual sums keep fp32 under autocast
+    assert (mixed - reference).abs().max().item() <= 0.02 * reference.abs().max().item()
+
+
+@pytest.mark.parametrize("ffn", [2.66, 2.0, 1.5, 2.33, 3.0, 4.0])
+@pytest.mark.parametrize("dim", [8, 48])
+def test_restormer_ffn_factor_round_trips(ffn, dim):
+    net = Restormer(dim=dim, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, ffn_expansion_factor=ffn)
+    found = detect_restormer.detect(net.state_dict())
+    assert found is not None
+    rebuilt = Restormer(**found.config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+    if ffn == 2.66:
+        assert found.config["ffn_expansion_factor"] == 2.66
+
+
+@pytest.mark.parametrize(
+    "kwargs,task",
+    [
+        (dict(), "deblur"),
+        (dict(LayerNorm_type="BiasFree"), "denoise"),
+        (dict(inp_channels=1, out_channels=1), "denoise"),
+        (dict(inp_channels=6, dual_pixel_task=True), "defocus"),
+        (dict(bias=True, num_refinement_blocks=0), "deblur"),
+    ],
+)
+def test_restormer_detection_recovers_every_argument(kwargs, task):
+    config = {
+        "inp_channels": 3, "out_channels": 3, "dim": 8, "num_blocks": [1, 2, 1, 1], "num_refinement_blocks": 1,
+        "heads": [1, 2, 2, 4], "ffn_expansion_factor": 2.66, "bias": False, "LayerNorm_type": "WithBias",
+        "dual_pixel_task": False,
+    }
+    config.update(kwargs)
+    net = _randomise(Restormer(**config), seed=8)
+    found = detect_restormer.detect(net.state_dict())
+    assert found is not None and found.config == config and found.task == task
+    assert detect_mobilesr.detect(net.state_dict()) is None
+    # And the engine builds and loads it strictly, giving the same outputs.
+    model = model_from_state_dict(dict(net.state_dict()), name="restormer-test")
+    x = torch.rand(1, config["inp_channels"], 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(model.net(x), net(x))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_rgb_to_y_uses_bt601_studio_range():
+    img = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], dtype=np.uint8)
+    y = rgb_to_y(img)
+    assert y[0, 0] == pytest.approx(16.0)
+    assert y[0, 1] == pytest.approx(16.0 + 65.481 + 128.553 + 24.966)
+    assert y[0, 2] == pytest.approx(16.0 + 65.481)
+
+
+def test_psnr_values_and_crop():
+    a = np.full((12, 12, 3), 100, dtype=np.uint8)
+    b = a.copy()
+    assert psnr_rgb(a, b) == math.inf
+    b[:, :, :] = 110  # every value off by 10 -> MSE 100
+    assert psnr_rgb(a, b) == pytest.approx(10 * math.log10(255**2 / 100))
+    c = a.copy()
+    c[0, :, :] = 0  # only the border row differs: cropped away
+    assert psnr_rgb(a, c, crop=2) == math.inf and psnr_y(a, c, crop=2) == math.inf
+    assert psnr_y(a, b) == pytest.approx(10 * math.log10(255**2 / (10 * (65.481 + 128.553 + 24.966) / 255) ** 2))
+
+
+def test_metrics_reject_bad_input():
+    a = np.zeros((8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="uint8"):
+        psnr_y(a.astype(np.float32), a)
+    with pytest.raises(ValueError, match="differ in size"):
+        psnr_rgb(a, np.zeros((8, 9, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="cannot crop"):
+        psnr_rgb(a, a, crop=4)
