@@ -1,0 +1,115 @@
+"""Settings: device, precision, tile size and the output options (format, quality, naming, location)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .settings import DEVICES, OUTPUT_FORMATS, PRECISIONS, Settings
+
+TILE_CHOICES = ("auto", "128", "192", "256", "384", "512", "768", "1024")
+
+
+class OutputOptions(QWidget):
+    """Output format, quality, naming suffix and location; shared by the settings and batch dialogs."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.format_combo = QComboBox(self)
+        self.format_combo.addItems(OUTPUT_FORMATS)
+        self.format_combo.setCurrentText(settings.output_format)
+        form.addRow("Format:", self.format_combo)
+        self.quality_spin = QSpinBox(self)
+        self.quality_spin.setRange(1, 100)
+        self.quality_spin.setValue(settings.quality)
+        self.quality_spin.setToolTip("For JPEG and WebP")
+        form.addRow("Quality:", self.quality_spin)
+        self.suffix_edit = QLineEdit(settings.suffix, self)
+        self.suffix_edit.setPlaceholderText("_{model}_x{scale}")
+        self.suffix_edit.setToolTip("Added to the file name; {model} and {scale} are filled in")
+        form.addRow("Name suffix:", self.suffix_edit)
+        self.next_to_radio = QRadioButton("Next to the originals", self)
+        self.folder_radio = QRadioButton("In a folder:", self)
+        self.folder_edit = QLineEdit(settings.output_dir, self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        (self.folder_radio if settings.output_dir else self.next_to_radio).setChecked(True)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_radio)
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(browse)
+        location = QVBoxLayout()
+        location.addWidget(self.next_to_radio)
+        location.addLayout(folder_row)
+        form.addRow("Save:", location)
+        self.folder_edit.textEdited.connect(lambda text: self.folder_radio.setChecked(bool(text)) if text else None)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+            self.folder_radio.setChecked(True)
+
+    def output_dir(self) -> str:
+        return self.folder_edit.text().strip() if self.folder_radio.isChecked() else ""
+
+    def apply(self, settings: Settings) -> None:
+        settings.output_format = self.format_combo.currentText()
+        settings.quality = self.quality_spin.value()
+        settings.suffix = self.suffix_edit.text().strip()
+        settings.output_dir = self.output_dir()
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.device_combo = QComboBox(self)
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setCurrentText(settings.device)
+        form.addRow("Device:", self.device_combo)
+        self.precision_combo = QComboBox(self)
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.setCurrentText(settings.precision)
+        form.addRow("Precision:", self.precision_combo)
+        self.tile_combo = QComboBox(self)
+        self.tile_combo.setEditable(True)
+        self.tile_combo.addItems(TILE_CHOICES)
+        self.tile_combo.setCurrentText(str(settings.tile))
+        self.tile_combo.setToolTip("Pixels per tile; smaller tiles need less memory. auto picks by free memory.")
+        form.addRow("Tile size:", self.tile_combo)
+        self.skip_check = QCheckBox("Skip photos whose output already exists (batches)", self)
+        self.skip_check.setChecked(settings.skip_existing)
+        form.addRow("", self.skip_check)
+        layout.addLayout(form)
+        self.output = OutputOptions(settings, self)
+        layout.addWidget(self.output)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def apply(self, settings: Settings) -> None:
+        settings.device = self.device_combo.currentText()
+        settings.precision = self.precision_combo.currentText()
+        tile = self.tile_combo.currentText().strip()
+        settings.tile = tile if tile.isdigit() and int(tile) >= 16 else "auto"
+        settings.skip_existing = self.skip_check.isChecked()
+        self.output.apply(settings)
