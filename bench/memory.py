@@ -75,6 +75,7 @@ def main() -> None:
         if child.returncode != 0:
             sys.exit(f"tile {tile}: the measurement failed:\n{child.stderr[-2000:]}")
         results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(f"  (measured tile {tile}: peak RSS {results[-1]['peak'] / GIB:.3f} GiB)", flush=True)
     output = results[0]["output"]
     goal = 1.25 * output + GIB
     print(f"MobileSR x4, {width}×{height} → {results[0]['shape'][1]}×{results[0]['shape'][0]}, "
