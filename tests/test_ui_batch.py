@@ -8,8 +8,8 @@ from PIL import Image
 pytest.importorskip("pytestqt")
 
 from enhancer import catalog  # noqa: E402
-from tests.conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
-from tests.test_ui_main import write_photo  # noqa: E402
+from conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
+from test_ui_main import write_photo  # noqa: E402
 from ui.batch_dialog import BatchDialog  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 

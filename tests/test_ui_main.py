@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QTimer, Qt  # noqa: E402
 
 from enhancer import catalog  # noqa: E402
-from tests.conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
+from conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 
