@@ -31,6 +31,34 @@ def _nchw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
+def _fused_ops_available() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_FUSED_OPS = _fused_ops_available()
+
+
+def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 conv as one GEMM on the NHWC view (fp32 CPU inference). PyTorch would send a 1×1 conv with one thread
+    and a small batch to its slow im2col path; oneDNN's inner product runs it directly on channels_last data."""
+    if (
+        not _FUSED_OPS
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or torch.is_grad_enabled()
+        or torch.is_autocast_enabled("cpu")
+    ):
+        return conv(x)
+    inp = _nhwc(x)
+    if not inp.is_contiguous():
+        inp = inp.contiguous()
+    weight = conv.weight.view(conv.out_channels, conv.in_channels)
+    return _nchw(torch.ops.mkldnn._linear_pointwise(inp, weight, conv.bias, "none", [], ""))
+
+
 class _NormParams(nn.Module):
     """Holds the LayerNorm's weight (and bias) under the official names `body.weight` / `body.bias`."""
 
@@ -71,10 +99,10 @@ class FeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        gate, value = self.dwconv(conv1x1(self.project_in, x)).chunk(2, dim=1)
         gated = F.gelu(gate)
         gated = gated * value if torch.is_grad_enabled() else gated.mul_(value)
-        return self.project_out(gated)
+        return conv1x1(self.project_out, gated)
 
 
 class Attention(nn.Module):
@@ -93,7 +121,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         heads, head_dim = self.num_heads, c // self.num_heads
-        qkv = _nhwc(self.qkv_dwconv(self.qkv(x)))
+        qkv = _nhwc(self.qkv_dwconv(conv1x1(self.qkv, x)))
         if not qkv.is_contiguous():
             qkv = qkv.contiguous()
         qkv = qkv.reshape(b, h * w, 3 * c)
@@ -226,11 +254,11 @@ class Restormer(nn.Module):
         enc3 = self.encoder_level3(self.down2_3(enc2))
         latent = self.latent(self.down3_4(enc3))
 
-        dec3 = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], 1)))
-        dec2 = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], 1)))
+        dec3 = self.decoder_level3(conv1x1(self.reduce_chan_level3, torch.cat([self.up4_3(latent), enc3], 1)))
+        dec2 = self.decoder_level2(conv1x1(self.reduce_chan_level2, torch.cat([self.up3_2(dec3), enc2], 1)))
         dec1 = self.refinement(self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1)))
         if self.dual_pixel_task:
-            out = self.output(dec1 + self.skip_conv(enc1_in))
+            out = self.output(dec1 + conv1x1(self.skip_conv, enc1_in))
         else:
             out = self.output(dec1) + x
         return out.contiguous()
