@@ -245,7 +245,11 @@ class BatchDialog(QDialog):
         self.file_progress.setRange(0, 1)
         self.file_progress.setValue(1)
         if result.status == "failed":
-            item = QTreeWidgetItem([str(result.input), result.error or "failed"])
+            reason = result.error or "failed"
+            prefix = f"{result.input}: "
+            if reason.startswith(prefix):  # the file is in the first column already
+                reason = reason[len(prefix):]
+            item = QTreeWidgetItem([str(result.input), reason])
             item.setToolTip(1, result.error or "")
             self.failures.addTopLevelItem(item)
             self.failures.resizeColumnToContents(0)

@@ -277,10 +277,24 @@ class CompareView(QWidget):
         painter.drawPixmap(target, pixmap, source)
         painter.restore()
 
+    def _image_rect(self, pane: QRectF) -> QRectF:
+        """Where the whole image lies in this pane, in widget coordinates."""
+        scale = self._scale()
+        return QRectF(
+            pane.center().x() - self._center.x() * scale,
+            pane.center().y() - self._center.y() * scale,
+            self._width * scale,
+            self._height * scale,
+        )
+
     def _paint_label(self, painter: QPainter, pane: QRectF, text: str, align: Qt.AlignmentFlag) -> None:
         metrics = painter.fontMetrics()
         width = metrics.horizontalAdvance(text) + 16
         height = metrics.height() + 8
+        # On the picture's corner when the picture is smaller than the pane, so the label says what it labels.
+        shown = self._image_rect(pane).intersected(pane)
+        if shown.width() > 2 * width + 40 and shown.height() > height + 20:
+            pane = shown
         x = pane.left() + 10 if align == Qt.AlignmentFlag.AlignLeft else pane.right() - 10 - width
         box = QRectF(x, pane.top() + 10, width, height)
         painter.save()

@@ -337,7 +337,6 @@ class MainWindow(QMainWindow):
         self.enhance_button.setEnabled(can_enhance)
         self.cancel_action.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        self.cancel_button.setVisible(running)
         self.open_action.setEnabled(not running)
         self.model_combo.setEnabled(not running)
         self.show_folder_action.setEnabled(self.last_output is not None)
