@@ -196,3 +196,30 @@ def test_help_menu_lists_the_shortcuts(qtbot, window):
     rows = dict(window.shortcut_rows())
     assert rows["Enhance"] == "Ctrl+E" and rows["Cancel"] == "Esc"
     assert "Ctrl+O" in rows["Open"]
+
+
+def test_drop_a_file_opens_it_and_it_joins_the_recent_menu(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    photo = write_photo(tmp_path / "dropped.png", 40, 30)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.photoLoaded, timeout=20000) as loaded:
+        window.dropEvent(event)
+    assert loaded.args == [str(photo.resolve())] or Path(loaded.args[0]) == photo
+    assert window.compare.before_size().width() == 40
+    window._fill_recent_menu()
+    entries = [a.text() for a in window.recent_menu.actions() if a.text()]
+    assert entries[0] == "dropped.png"
+
+
+def test_a_file_that_is_not_a_photo_gives_a_readable_error(qtbot, window, tmp_path, monkeypatch):
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("not an image")
+    window.open_photo(bogus)
+    qtbot.waitUntil(lambda: bool(window.last_error), timeout=20000)
+    assert "notes.png" in window.last_error and "Traceback" not in window.last_error
+    assert not window.compare.has_before()
