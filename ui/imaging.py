@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 
@@ -34,10 +35,5 @@ def pyramid(image: QImage, smallest: int = 256) -> list[QImage]:
     levels = [image]
     while min(levels[-1].width(), levels[-1].height()) // 2 >= smallest:
         last = levels[-1]
-        levels.append(last.scaled(last.width() // 2, last.height() // 2, mode=_SMOOTH))
+        levels.append(last.scaled(last.width() // 2, last.height() // 2, mode=Qt.TransformationMode.SmoothTransformation))
     return levels
-
-
-from PySide6.QtCore import Qt  # noqa: E402  (kept next to its only use)
-
-_SMOOTH = Qt.TransformationMode.SmoothTransformation

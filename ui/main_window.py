@@ -397,14 +397,20 @@ class MainWindow(QMainWindow):
             f"Download it{size} in the model manager, or import a model file you have. "
             f"Licence: {entry.license}."
         )
-        manager = box.addButton("Open Model Manager…", QMessageBox.ButtonRole.AcceptRole)
+        manager = box.addButton("Download in the Model Manager…", QMessageBox.ButtonRole.AcceptRole)
+        import_file = box.addButton("Import a Model File…", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         if box.clickedButton() is manager:
             self.open_model_manager(select=entry.id)
+        elif box.clickedButton() is import_file:
+            self.open_model_manager(import_file=True)
 
     def _job_started(self, total: int, models) -> None:
         self.progress_label.setText("Enhancing with " + ", ".join(models))
+        if models and " on " in models[0]:
+            # The engine's own words for where this model runs, e.g. "CPU, bf16" (precision depends on the model).
+            self.device_label.setText("Device: " + models[0].rsplit(" on ", 1)[1])
 
     def _tile_progress(self, index: int, done: int, total: int) -> None:
         if total <= 0:
@@ -480,12 +486,18 @@ class MainWindow(QMainWindow):
         dialog = BatchDialog(self.settings, self.cache, self, folder=folder, model_id=self.selected_model_id())
         dialog.exec()
 
-    def open_model_manager(self, select: str | None = None) -> None:
+    def open_model_manager(self, select: str | None = None, import_file: bool = False) -> None:
         from .model_manager import ModelManagerDialog
 
         dialog = ModelManagerDialog(self, select=select if isinstance(select, str) else None)
+        imported: list[str] = []
+        dialog.importEnded.connect(lambda how: imported.append(dialog.selected_id() or "") if how == "ok" else None)
+        if import_file:
+            dialog.show()
+            dialog.choose_import()
         dialog.exec()
-        self.refresh_models()
+        # A model imported right now is what the user wants to use next.
+        self.refresh_models(select=imported[-1] if imported else None)
 
     def shortcut_rows(self) -> list[tuple[str, str]]:
         rows = []
