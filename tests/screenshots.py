@@ -1,5 +1,5 @@
 """Screenshots of the app as a real window (run under Xvfb): the main window before and after a run in slider mode,
-side by side, the batch dialog after a batch with a failure, and the model manager.
+side by side, mid-run with the progress bar, the batch dialog after a batch with a failure, and the model manager.
 
     xvfb-run -a -s "-screen 0 1400x950x24" .venv/bin/python tests/screenshots.py /work/screens
 
@@ -60,8 +60,11 @@ def main(out_dir: str) -> int:
     def settle(ms: int = 400) -> None:
         wait(None, ms)
 
-    def shoot(widget, name: str) -> Path:
-        settle()
+    def shoot(widget, name: str, settle_first: bool = True) -> Path:
+        if settle_first:
+            settle()
+        else:
+            QApplication.processEvents()
         frame = widget.frameGeometry()
         screen = widget.screen() or QGuiApplication.primaryScreen()
         # The real window on the X screen, not a widget render.
@@ -85,8 +88,20 @@ def main(out_dir: str) -> int:
     wait(window.photoLoaded, 60000)
     shoot(window, "main_before.png")
 
+    # Mid-run: small tiles so the progress bar and ETA have something to show; shot from the UI thread.
+    window.settings.tile = "64"
+    mid_run: list[int] = []
+
+    def shoot_mid_run(value: int) -> None:
+        if value >= 4 and not mid_run:
+            mid_run.append(value)
+            shoot(window, "main_running.png", settle_first=False)
+
+    window.progress.valueChanged.connect(shoot_mid_run)
     window.enhance()
     ended = wait(window.jobEnded)
+    window.progress.valueChanged.disconnect(shoot_mid_run)
+    window.settings.tile = "auto"
     print("job:", ended, window.last_error)
     window.set_compare_mode("slider")
     window.compare.set_split(0.45)
