@@ -249,7 +249,13 @@ class BatchDialog(QDialog):
             prefix = f"{result.input}: "
             if reason.startswith(prefix):  # the file is in the first column already
                 reason = reason[len(prefix):]
-            item = QTreeWidgetItem([str(result.input), reason])
+            shown = Path(result.input)
+            try:  # relative to the batch folder: shorter, and the folder is right above
+                shown = shown.relative_to(self.folder_edit.text().strip())
+            except ValueError:
+                pass
+            item = QTreeWidgetItem([str(shown), reason])
+            item.setToolTip(0, str(result.input))
             item.setToolTip(1, result.error or "")
             self.failures.addTopLevelItem(item)
             self.failures.resizeColumnToContents(0)
