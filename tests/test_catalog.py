@@ -186,7 +186,19 @@ def test_a_model_that_is_not_installed_says_how_to_download_it():
         load_model("restormer-derain", device="cpu")  # through the engine's own entry point
 
 
-def test_default_model_without_any_installed_model_is_a_clear_error():
+def write_catalog_without_default(target):
+    """Copy the shipped catalog minus its bundled default entry."""
+    blocks = catalog.catalog_path().read_text().split("[[model]]")
+    target.write_text("[[model]]".join(block for block in blocks if "default = true" not in block))
+
+
+def test_default_model_without_any_installed_model_is_a_clear_error(tmp_path, monkeypatch):
+    # An app folder whose catalog has no bundled default, and an empty model store.
+    app_models = tmp_path / "app-models"
+    app_models.mkdir()
+    write_catalog_without_default(app_models / "catalog.toml")
+    monkeypatch.setattr(catalog, "app_models_dir", lambda: app_models)
+    assert not any(entry.default for entry in catalog.load_catalog())
     with pytest.raises(ModelError, match="--download"):
         catalog.default_model_id()
 
@@ -195,7 +207,7 @@ def test_default_is_the_bundled_entry_when_present(tmp_path, monkeypatch):
     weights = need_shared(MOBILESR_WEIGHTS)
     app_models = tmp_path / "app-models"
     app_models.mkdir()
-    shutil.copy(catalog.catalog_path(), app_models / "catalog.toml")
+    write_catalog_without_default(app_models / "catalog.toml")
     with open(app_models / "catalog.toml", "a") as fh:
         fh.write(
             '\n[[model]]\nid = "our-default-x4"\nname = "Ours x4"\ntask = "sr"\nscale = 4\narch = "mobilesr"\n'
@@ -235,7 +247,7 @@ def test_import_a_golden_swinir_checkpoint_then_use_it_by_id(tmp_path):
     assert catalog.sha256_of(stored) == catalog.sha256_of(golden) == entry.sha256
 
     assert catalog.get_entry("my-model-v2") == entry  # recorded, so usable by id from now on
-    assert catalog.default_model_id() == "my-model-v2"  # the only installed SR model
+    assert catalog.default_model_id() == "own-mobilesr-x4"  # the bundled default stays the default
     model = load_model("my-model-v2", device="cpu")
     io = torch.load(GOLDEN / "swinir_classical_x4.io.pt", weights_only=True)
     with torch.no_grad():
@@ -296,4 +308,4 @@ def test_a_tampered_store_index_cannot_point_outside_the_store(tmp_path):
     with pytest.raises(ModelError, match="not allowed"):
         catalog.store_file("../../outside.pth")
     index.write_text("{ damaged")
-    assert len(catalog.load_catalog()) == 45  # a damaged index never hides the catalog
+    assert len(catalog.load_catalog()) == 46  # a damaged index never hides the catalog (45 official + ours)
