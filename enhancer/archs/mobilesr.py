@@ -281,9 +281,24 @@ class MobileSR(nn.Module):
             return self.tail(self.act(self.upsapling(feats))) + base
         feats = self.head(x.contiguous(memory_format=torch.channels_last))
         feats = self.fuse(torch.cat([feats, self.body(feats)], dim=1))
-        # base is a plain NCHW tensor: adding into it gives the caller a standard layout without another copy.
-        out = self.tail(self._upsample_and_activate(feats))
-        return base.add_(out) if base.dtype == out.dtype else base + out
+        # The upsampling and tail run at output resolution with n_feats channels, by far the largest tensors of the
+        # network, so they go in row strips added straight into `base` (a plain NCHW tensor). One low-res row of
+        # context on each side covers the tail's 3×3 reach, which keeps the strips exact.
+        height = feats.shape[2]
+        rows = self._strip_rows(feats)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            above, below = min(top, 1), min(height - bottom, 1)
+            strip = self.tail(self._upsample_and_activate(feats[:, :, top - above : bottom + below]))
+            r = self.scale
+            base[:, :, top * r : bottom * r].add_(strip[:, :, above * r : above * r + (bottom - top) * r])
+        return base
+
+    def _strip_rows(self, feats: torch.Tensor) -> int:
+        """Low-res rows per upsampling strip, so that each strip's output-resolution tensors stay near 64 MB."""
+        batch, channels, _, width = feats.shape
+        bytes_per_row = batch * width * self.scale**2 * channels * feats.element_size() * 3
+        return max(8, (64 << 20) // max(1, bytes_per_row))
 
     def _subpixel_major(self, conv: nn.Conv2d, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The 1×1 conv's weight and bias with output channels reordered from (c, i, j) to (i, j, c)."""
