@@ -188,7 +188,8 @@ def test_picker_groups_by_task_and_shows_installed_state(qtbot, window, mobilesr
     assert {"Denoise", "Deblur", "Fix JPEG", "Derain"} <= set(headers)
     window.refresh_models(select=mobilesr_id)
     assert window.selected_model_id() == mobilesr_id
-    assert "(installed)" in window.model_combo.currentText()
+    assert window.model_combo.currentText().endswith("(imported)")  # imported means installed; said once
+    assert any(r.text().endswith("(bundled)") for r in rows)  # our bundled default
     assert any("not installed" in r.text() for r in rows)
 
 

@@ -26,8 +26,10 @@ def grouped_catalog() -> list[tuple[str, list[tuple[CatalogEntry, bool]]]]:
 
 
 def entry_label(entry: CatalogEntry, installed: bool) -> str:
+    if installed and entry.imported:
+        return entry.name  # the name already says "(imported)", which implies installed
     if installed:
-        state = "installed"
+        state = "bundled" if entry.default and entry.bundled else "installed"
     else:
         state = f"not installed, {format_size(entry.size)}" if entry.size else "not installed"
     return f"{entry.name}  ({state})"
