@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .devices import DTYPES, empty_cache, free_memory_bytes, is_out_of_memory, resolve_precision
+from .devices import DTYPES, empty_cache, free_memory_bytes, is_out_of_memory, release_host_memory, resolve_precision
 from .errors import Cancelled, DeviceError, EnhancerError
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,9 @@ def _ramp_zone(band_start: int, band_stop: int) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Per-network defaults and memory cost
+
+
+LARGE_CPU_TILE = 256  # from this side on, a tile's freed buffers are handed back to the system after it
 
 
 def tile_grid(model) -> int:
@@ -489,6 +492,8 @@ def enhance(
                     done += 1
                     if progress is not None:
                         progress(done, total)
+                if device.type == "cpu" and side >= LARGE_CPU_TILE:
+                    release_host_memory()  # so that heap fragments do not add up over many large tiles
     _check_cancel(cancel)
 
     if has_alpha:

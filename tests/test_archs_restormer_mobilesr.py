@@ -57,6 +57,34 @@ def test_mobilesr_fast_path_matches_frozen_baseline(scale, ratios, size):
     assert x_grad.grad is not None and x_grad.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("band_bytes,min_rows", [(1, 1), (3000, 16)])
+@pytest.mark.parametrize("scale", [3, 4])
+def test_mobilesr_row_bands_match_the_whole_tensor_pass(monkeypatch, band_bytes, min_rows, scale):
+    """Large tiles run attention, MLP, ResBlock and upsampling in row bands; the result must not change."""
+    from enhancer.archs import mobilesr as module
+
+    kwargs = dict(n_feats=16, n_heads=4, ratios=[4, 2], upscaling_factor=scale)
+    fast = _randomise(MobileSR(**kwargs), seed=7)
+    plain = MobileSRBaseline(**kwargs).eval()
+    plain.load_state_dict(fast.state_dict(), strict=True)
+    x = torch.rand(2, 3, 29, 37, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = plain(x)
+        monkeypatch.setattr(module, "BAND_BYTES", band_bytes)  # (1, 1): one window row / one pixel row per band
+        monkeypatch.setattr(module, "MIN_BAND_ROWS", min_rows)
+        assert module._band_rows(16 * 64 * 4, 8) < 29  # really banded
+        got = fast(x)
+        # Called on their own, the banded blocks leave their input alone (only the network's own temporaries are
+        # overwritten in place).
+        feats = fast.head(x).contiguous(memory_format=torch.channels_last)
+        kept = feats.clone()
+        transformer, resblock = fast.body.layers[0]
+        resblock(transformer(feats))
+        assert torch.equal(feats, kept)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
 def test_mobilesr_cached_constants_follow_new_weights():
     kwargs = dict(n_feats=16, n_heads=4, ratios=[2], upscaling_factor=4)
     fast = _randomise(MobileSR(**kwargs), seed=3)
