@@ -117,8 +117,9 @@ def test_blend_weights_are_a_partition_of_unity_and_skip_the_context():
 def test_tiles_reproduce_a_whole_image_pass_of_a_local_network(tile):
     model = small_model()
     img = photo(70, 93)
-    whole = enhance(img, model, tile=None)
-    tiled = enhance(img, model, tile=tile, overlap=8)
+    # fp32: this measures the tiling, not bf16 rounding (which "auto" picks on CPUs with AVX512-BF16/AMX)
+    whole = enhance(img, model, tile=None, precision="fp32")
+    tiled = enhance(img, model, tile=tile, overlap=8, precision="fp32")
     assert tiled.shape == (140, 186, 3) and tiled.dtype == np.float32
     np.testing.assert_allclose(tiled, whole, atol=2e-6)
 
@@ -249,8 +250,8 @@ def test_mobilesr_official_tile48_matches_whole_image_on_set14_and_bsd100(mobile
         for lr_path in lr_files:
             hr = np.asarray(Image.open(bench / dataset / "HR" / lr_path.name.replace("x4", "")).convert("RGB"))
             lr = load_rgb(lr_path)
-            whole = enhance(lr, mobilesr_official, tile=None)
-            tiled = enhance(lr, mobilesr_official, tile=48)
+            whole = enhance(lr, mobilesr_official, tile=None, precision="fp32")
+            tiled = enhance(lr, mobilesr_official, tile=48, precision="fp32")
             max_diffs.append(float(np.abs(whole - tiled).max()) * 255)
             hr = hr[: whole.shape[0], : whole.shape[1]]
             psnr_whole.append(psnr_y(to_uint8(whole), hr, crop=4))
