@@ -147,6 +147,18 @@ def test_restormer_batch_of_one_equals_batch_of_two():
     assert (both[:1] - first).abs().max().item() <= 1e-5 * max(1.0, both.abs().max().item())
 
 
+@pytest.mark.parametrize("bias,norm", [(False, "WithBias"), (True, "WithBias"), (True, "BiasFree")])
+def test_restormer_fused_inference_matches_the_module_path(bias, norm):
+    """fp32 CPU inference runs oneDNN fused ops (split GEMMs, GELU and gating as conv post-ops, Gram-diagonal norms);
+    with autograd on, the plain modules run. Both must give the same image."""
+    net = _randomise(Restormer(**SMALL_RESTORMER, bias=bias, LayerNorm_type=norm), seed=8)
+    x = torch.rand(1, 3, 24, 32)
+    with torch.inference_mode():
+        fused = net(x)
+    plain = net(x.clone().requires_grad_(True)).detach()
+    assert (fused - plain).abs().max().item() <= 1e-5 * max(1.0, plain.abs().max().item())
+
+
 def test_restormer_rejects_sizes_that_are_not_multiples_of_8():
     net = Restormer(**SMALL_RESTORMER).eval()
     with pytest.raises(ValueError, match="multiples of 8"):
