@@ -41,19 +41,23 @@ def _band_rows(bytes_per_row: int, multiple: int = 1) -> int:
 
 def _in_row_bands(
     x: torch.Tensor, bytes_per_row: int, compute: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor],
-    multiple: int = 1,
+    multiple: int = 1, consume: bool = False,
 ) -> torch.Tensor:
-    """Apply a layer that reaches one row up and down to N×H×W×C `x` (contiguous) in row bands of about BAND_BYTES
+    """Apply a layer that reaches one row up and down to N×H×W×C `x` in row bands of about BAND_BYTES
     (`bytes_per_row`: its widest intermediate per image row; bands are a multiple of `multiple` rows).
 
     `compute(rows_with_context, (above, below))` returns the band's own rows, without the `above`/`below` context
-    rows. A small `x` goes in one call and the result is a new tensor. Otherwise the results go back into `x`, which
-    is returned: each band is written only after the next band has read its context row, so one band is held back
-    at a time, never a whole second feature map.
+    rows. A small `x` goes in one call and the result is a new tensor. Otherwise the results are written into `x`
+    (with `consume`, inference only) or into a contiguous copy of it, which is returned: each band is written only
+    after the next band has read its context row, so one band is held back at a time, never a whole second map.
     """
+    if not x.is_contiguous():
+        x, consume = x.contiguous(), True  # the copy is ours to overwrite
     b, h = x.shape[:2]
     if b * h * bytes_per_row <= BAND_BYTES:
         return compute(x, (0, 0))
+    if not consume:
+        x = x.clone()
     rows = _band_rows(bytes_per_row, multiple)
     for image in x.split(1):  # one image at a time keeps every band a contiguous block
         pending: tuple[int, torch.Tensor] | None = None
@@ -66,10 +70,6 @@ def _in_row_bands(
             pending = (top, result)
         image[:, pending[0] :].copy_(pending[1])
     return x
-
-
-def _is_banded(x: torch.Tensor, bytes_per_row: int) -> bool:
-    return x.shape[0] * x.shape[2] * bytes_per_row > BAND_BYTES
 
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -209,12 +209,10 @@ class Transformer(nn.Module):
             return self._forward_differentiable(x)
         _, c, _, w = x.shape
         ws = self.window_size
-        inp = _nhwc(x)
         hidden = max(3, self.mlp.fc[0].out_features // c) * c  # the widest per-pixel intermediate
         bytes_per_row = (w + ws) * hidden * x.element_size()
-        if not inp.is_contiguous() or (_is_banded(x, bytes_per_row) and not consume):
-            inp = inp.contiguous() if not inp.is_contiguous() else inp.clone()
-        return _nchw(_in_row_bands(inp, bytes_per_row, self._band, multiple=ws))  # bands keep windows whole
+        # bands are whole window rows
+        return _nchw(_in_row_bands(_nhwc(x), bytes_per_row, self._band, multiple=ws, consume=consume))
 
     def _band(self, rows: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
         """The block on NHWC rows; the 3×3 pos_embed reads the `crop` context rows, which are then dropped."""
@@ -284,11 +282,8 @@ class ResBlock(nn.Module):
         """With `consume` (inference only), large inputs are overwritten by the result to save a feature map."""
         if torch.is_grad_enabled():
             return self.net(x) + x
-        inp = _nhwc(x)
         bytes_per_row = x.shape[3] * self.net[0].out_channels * x.element_size() * 2  # expanded, then depth-wise
-        if not inp.is_contiguous() or (_is_banded(x, bytes_per_row) and not consume):
-            inp = inp.contiguous() if not inp.is_contiguous() else inp.clone()
-        return _nchw(_in_row_bands(inp, bytes_per_row, self._residual))
+        return _nchw(_in_row_bands(_nhwc(x), bytes_per_row, self._residual, consume=consume))
 
     def _residual(self, inp: torch.Tensor, crop: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """net(inp) + inp on NHWC rows, without the first crop[0] and last crop[1] rows (the band's context)."""
