@@ -58,7 +58,7 @@ def test_mobilesr_fast_path_matches_frozen_baseline(scale, ratios, size):
 
 
 @pytest.mark.parametrize("band_bytes,min_rows", [(1, 1), (3000, 16)])
-@pytest.mark.parametrize("scale", [3, 4])
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_mobilesr_row_bands_match_the_whole_tensor_pass(monkeypatch, band_bytes, min_rows, scale):
     """Large tiles run attention, MLP, ResBlock and upsampling in row bands; the result must not change."""
     from enhancer.archs import mobilesr as module
@@ -114,6 +114,28 @@ def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
     error = (mixed - reference).abs().mean().item()
     plain_error = (plain_mixed - reference).abs().mean().item()
     assert 0 < error <= 1.5 * plain_error
+
+
+def test_mobilesr_runs_natively_in_bf16_under_cpu_autocast_and_as_a_bf16_network():
+    """Under CPU bf16 autocast the inference path converts the weights itself and turns autocast off; a network
+    converted with .to(bfloat16) takes the same path. Both stay close to fp32, and the caches follow the dtype."""
+    kwargs = dict(n_feats=16, n_heads=4, ratios=[4, 2], upscaling_factor=4)
+    net = _randomise(MobileSR(**kwargs), seed=6)
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        reference = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x)
+        as_bf16 = net.to(torch.bfloat16)(x.bfloat16())
+        again = net.float()(x)  # back to fp32 (weights now rounded to bf16): no stale cached weights are used
+        plain = MobileSRBaseline(**kwargs).eval()
+        plain.load_state_dict(net.state_dict())
+        expected_again = plain(x)
+    assert mixed.dtype == torch.float32 and as_bf16.dtype == torch.bfloat16
+    scale = reference.abs().max().item()
+    assert 0 < (mixed - reference).abs().max().item() <= 0.03 * scale
+    assert (as_bf16.float() - reference).abs().max().item() <= 0.05 * scale
+    assert (again - expected_again).abs().max().item() <= 1e-4
 
 
 @pytest.mark.parametrize(

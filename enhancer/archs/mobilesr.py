@@ -8,17 +8,20 @@ not arithmetic. The inference path therefore:
   - adds the window output back into the residual in place, reading it through a permuted view (one pass for
     "window reverse + crop + add");
   - folds `x + pos_embed(x)` into the depth-wise kernel (centre tap + 1), cached per weight version, dtype and device;
-  - does the pixel shuffles without shuffling: the 1×1 upsampling convs are applied in a permuted channel order,
-    which leaves sub-pixels in a scrambled but regular order, and one LeakyReLU writes them straight into the
-    final NHWC image;
-  - runs every wide intermediate (qkv, the MLP and ResBlock hidden layers, the output-resolution upsampling) in row
-    bands of about `BAND_BYTES`, so a large tile costs a few feature maps of memory, not a dozen wide ones.
+  - never builds the output-resolution feature map in pixel order: the upsampling 1×1 convs (composed into one for
+    x4) give each sub-pixel position its own low-res map, and the tail's 3×3 conv is split into its nine taps, computed
+    by one batched GEMM and added into the bilinear skip as shifted slices;
+  - runs every wide intermediate (qkv, the MLP and ResBlock hidden layers, the sub-pixel maps) in row bands of about
+    `BAND_BYTES`, so a large tile costs a few feature maps of memory, not a dozen wide ones;
+  - under bf16 autocast on the CPU, runs natively in bf16 (weights converted once, autocast off, oneDNN's fused bf16
+    ops), with the norms and the attention in fp32 and the bilinear skip and the sum in the input's precision.
 With autograd enabled (training) a plain, differentiable path with the same results is used instead.
 The network zero-pads each attention input to a multiple of the window internally, as the official code does.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Sequence
 
 import torch
@@ -97,9 +100,9 @@ def _autocasting(x: torch.Tensor) -> bool:
 
 
 def _use_fused(x: torch.Tensor) -> bool:
-    """oneDNN's fused GEMM/conv + activation/add ops: plain fp32 on CPU. Under autocast or in bf16 the plain ops run,
-    so that autocast picks each op's precision as it does for the official network."""
-    if not _FUSED_OPS or x.device.type != "cpu" or x.dtype != torch.float32:
+    """oneDNN's fused GEMM/conv + activation/add ops: fp32 or bf16 on CPU, outside autocast (the bf16 inference path
+    turns autocast off and converts the weights itself)."""
+    if not _FUSED_OPS or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16):
         return False
     return not _autocasting(x) and not torch.is_grad_enabled()  # the oneDNN ops have no backward
 
@@ -149,6 +152,31 @@ def _cached(owner: nn.Module, name: str, sources: Sequence[torch.Tensor], build:
     return value
 
 
+def _as_dtype(owner: nn.Module, name: str, tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A parameter (or a cached value derived from one) in the compute dtype, converted once per weight version."""
+    if tensor is None or tensor.dtype == dtype:
+        return tensor
+    return _cached(owner, f"_{name}_as_{dtype}", (tensor,), lambda: tensor.detach().to(dtype))
+
+
+def _weight_and_bias(
+    layer: nn.Linear | nn.Conv2d, dtype: torch.dtype, as_matrix: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A layer's weight (as out × in with `as_matrix`, for a 1×1 conv) and bias in `dtype`."""
+    weight = layer.weight.view(layer.weight.shape[0], -1) if as_matrix else layer.weight
+    return _as_dtype(layer, "weight", weight, dtype), _as_dtype(layer, "bias", layer.bias, dtype)
+
+
+def _layer_norm(x: torch.Tensor, norm: nn.LayerNorm, keep_fp32: bool = False) -> torch.Tensor:
+    """`norm(x)`; a bf16 `x` is normalised in fp32, as autocast does (and on CPU 2x faster than the bf16 kernel),
+    and the result returned in fp32 with `keep_fp32`."""
+    if x.dtype == torch.float32 or _autocasting(x):
+        return norm(x)
+    weight, bias = _as_dtype(norm, "weight", norm.weight, torch.float32), _as_dtype(norm, "bias", norm.bias, torch.float32)
+    normed = F.layer_norm(x.float(), norm.normalized_shape, weight, bias, norm.eps)
+    return normed if keep_fp32 else normed.to(x.dtype)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside one window (official names: `qkv` without bias, `proj_out`)."""
 
@@ -163,10 +191,12 @@ class WindowAttention(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: (windows, tokens per window, dim) -> same shape."""
         n_windows, n_tokens, dim = tokens.shape
-        qkv = linear_act(tokens, self.qkv.weight, None).view(n_windows, n_tokens, 3, self.num_heads, dim // self.num_heads)
+        qkv = linear_act(tokens, *_weight_and_bias(self.qkv, tokens.dtype))
+        qkv = qkv.view(n_windows, n_tokens, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # strided views, no copies
         out = F.scaled_dot_product_attention(q, k, v)  # default scale: head_dim ** -0.5, as official
-        return linear_act(out.transpose(1, 2).reshape(n_windows, n_tokens, dim), self.proj_out.weight, self.proj_out.bias)
+        out = out.transpose(1, 2).reshape(n_windows, n_tokens, dim)
+        return linear_act(out, *_weight_and_bias(self.proj_out, tokens.dtype))
 
 
 class Mlp(nn.Module):
@@ -179,8 +209,8 @@ class Mlp(nn.Module):
 
     def forward_add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """mlp(x) + residual, for inference."""
-        hidden = linear_act(x, self.fc[0].weight, self.fc[0].bias, "gelu")
-        return linear_add(hidden, self.fc[2].weight, self.fc[2].bias, residual)
+        hidden = linear_act(x, *_weight_and_bias(self.fc[0], x.dtype), "gelu")
+        return linear_add(hidden, *_weight_and_bias(self.fc[2], x.dtype), residual)
 
 
 class Transformer(nn.Module):
@@ -195,13 +225,13 @@ class Transformer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_ratio)
 
-    def _pos_embed_with_identity(self) -> torch.Tensor:
+    def _pos_embed_with_identity(self, dtype: torch.dtype) -> torch.Tensor:
         def build() -> torch.Tensor:
-            weight = self.pos_embed.weight.detach().clone()
+            weight = self.pos_embed.weight.detach().float().clone()
             weight[:, 0, 1, 1] += 1.0  # x + dwconv(x) == dwconv'(x) with the centre tap raised by one
-            return weight
+            return weight.to(dtype)
 
-        return _cached(self, "_pos_weight", (self.pos_embed.weight,), build)
+        return _cached(self, f"_pos_weight_{dtype}", (self.pos_embed.weight,), build)
 
     def forward(self, x: torch.Tensor, consume: bool = False) -> torch.Tensor:
         """With `consume` (inference only), large inputs are overwritten by the result to save a feature map."""
@@ -220,7 +250,8 @@ class Transformer(nn.Module):
         if _autocasting(x):
             x = x + self.pos_embed(x)  # keep the residual in fp32, as the official code does under autocast
         else:
-            x = depthwise_act(x, self._pos_embed_with_identity(), self.pos_embed.bias)
+            bias = _as_dtype(self.pos_embed, "bias", self.pos_embed.bias, x.dtype)
+            x = depthwise_act(x, self._pos_embed_with_identity(x.dtype), bias)
         above, below = crop
         stream = _nhwc(x)[:, above : x.shape[2] - below]  # a fresh tensor, so attention may add into it in place
         if not stream.is_contiguous():
@@ -231,7 +262,9 @@ class Transformer(nn.Module):
         """Window attention added into `shortcut` (NHWC, updated in place), then the MLP residual (a new tensor)."""
         b, h, w, c = shortcut.shape
         ws = self.window_size
-        normed = self.norm1(shortcut)
+        # A bf16 stream's attention runs in fp32: the CPU attention kernel is slower in bf16, and casting the
+        # normalised tokens back to bf16 and qkv up to fp32 would cost more than the fp32 GEMMs.
+        normed = _layer_norm(shortcut, self.norm1, keep_fp32=True)
         pad_b, pad_r = -h % ws, -w % ws
         if pad_b or pad_r:
             # As official: zero-pad after the norm, so padded tokens are exact zeros (keys with logit 0, value 0).
@@ -247,7 +280,7 @@ class Transformer(nn.Module):
         else:
             shortcut.view(b, nh, ws, nw, ws, c).add_(attended)  # window reverse and residual in one pass
         del attended
-        return self.mlp.forward_add(self.norm2(shortcut), shortcut)
+        return self.mlp.forward_add(_layer_norm(shortcut, self.norm2), shortcut)
 
     def _forward_differentiable(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos_embed(x)
@@ -288,15 +321,15 @@ class ResBlock(nn.Module):
     def _residual(self, inp: torch.Tensor, crop: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """net(inp) + inp on NHWC rows, without the first crop[0] and last crop[1] rows (the band's context)."""
         expand, depthwise, reduce = self.net[0], self.net[2], self.net[4]
-        hidden = linear_act(inp, expand.weight.view(expand.out_channels, -1), expand.bias, "leaky_relu")
-        hidden = _nhwc(depthwise_act(_nchw(hidden), depthwise.weight, depthwise.bias, "leaky_relu"))
+        hidden = linear_act(inp, *_weight_and_bias(expand, inp.dtype, as_matrix=True), "leaky_relu")
+        hidden = _nhwc(depthwise_act(_nchw(hidden), *_weight_and_bias(depthwise, inp.dtype), "leaky_relu"))
         above, below = crop
         if above or below:
             hidden = hidden[:, above : hidden.shape[1] - below]
             inp = inp[:, above : inp.shape[1] - below]
         if not hidden.is_contiguous():
             hidden = hidden.contiguous()
-        return linear_add(hidden, reduce.weight.view(reduce.out_channels, -1), reduce.bias, inp)
+        return linear_add(hidden, *_weight_and_bias(reduce, inp.dtype, as_matrix=True), inp)
 
 
 class BaseBlock(nn.Module):
@@ -348,99 +381,142 @@ class MobileSR(nn.Module):
             feats = self.head(x)
             feats = self.fuse(torch.cat([feats, self.body(feats)], dim=1))
             return self.tail(self.act(self.upsapling(feats))) + base
-        feats = self._head_body_fuse(x)
-        base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)  # not alive before
-        self._add_upsampled_tail(feats, base)
+        compute = _inference_dtype(x)
+        native_bf16 = compute != x.dtype  # bf16 autocast on the CPU: run natively in bf16, autocast off
+        with torch.autocast("cpu", enabled=False) if native_bf16 else contextlib.nullcontext():
+            feats = self._head_body_fuse(x.to(compute))
+            base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False).contiguous()
+            self._add_upsampled_tail(feats, base)
         return base
-
-    def _add_upsampled_tail(self, feats: torch.Tensor, base: torch.Tensor) -> None:
-        """base += tail(act(upsapling(feats))) in strips of low-res rows.
-
-        These run at output resolution with n_feats channels, by far the largest tensors of the network. Nothing is
-        computed twice: the tail's 3×3 conv of a strip is centred one output row higher than the strip (it has no
-        row below yet), and the strip's last two activated rows carry over to the next one.
-        """
-        height = feats.shape[2]
-        r = self.scale
-        rows = self._strip_rows(feats)
-        carry: torch.Tensor | None = None  # the previous strip's last two activated output rows, NHWC
-        for top in range(0, height, rows):
-            bottom = min(height, top + rows)
-            last = bottom == height
-            # Buffer row j holds output row top·r − 2 + j; a zero row stands for the padding above and below.
-            image = self._upsample_and_activate(feats[:, :, top:bottom], rows_above=2, rows_below=int(last))
-            if carry is None:
-                image[:, 1].zero_()
-                image = image[:, 1:]
-            else:
-                image[:, :2].copy_(carry)
-            if last:
-                image[:, -1].zero_()
-            else:
-                carry = image[:, -2:].clone()
-            out = F.conv2d(_nchw(image), self.tail.weight, self.tail.bias, padding=(0, 1))
-            first = top * r - 1 + (1 if top == 0 else 0)  # the output row of out's first row
-            base[:, :, first : first + out.shape[2]].add_(out)
-            del image, out
 
     def _head_body_fuse(self, x: torch.Tensor) -> torch.Tensor:
         """fuse(cat(head(x), body(head(x)))) with the fuse conv split in two halves of its weight, so that no
         2·n_feats concatenation exists and at most three feature maps are alive at once."""
+        dtype = x.dtype
 
-        def halves() -> tuple[torch.Tensor, torch.Tensor]:
+        def weights() -> tuple[torch.Tensor, ...]:
             c = self.n_feats
-            return self.fuse.weight[:, :c].contiguous(), self.fuse.weight[:, c:].contiguous()
+            fuse = self.fuse.weight.to(dtype)
+            head = (self.head.weight.to(dtype), self.head.bias.to(dtype))
+            return (*head, fuse[:, :c].contiguous(), fuse[:, c:].contiguous(), self.fuse.bias.to(dtype))
 
-        on_feats, on_body = _cached(self.fuse, "_halves", (self.fuse.weight,), halves)
-        feats = self.head(x.contiguous(memory_format=torch.channels_last))
+        sources = (self.head.weight, self.head.bias, self.fuse.weight, self.fuse.bias)
+        head_weight, head_bias, on_feats, on_body, fuse_bias = _cached(self, f"_head_fuse_{dtype}", sources, weights)
+        feats = F.conv2d(x.contiguous(memory_format=torch.channels_last), head_weight, head_bias, padding=1)
         body = self.body(feats)
-        out = F.conv2d(body, on_body, self.fuse.bias, padding=1)
+        out = F.conv2d(body, on_body, fuse_bias, padding=1)
         del body
         return out.add_(F.conv2d(feats, on_feats, None, padding=1))
 
-    def _strip_rows(self, feats: torch.Tensor) -> int:
-        """Low-res rows per upsampling strip, so that each output-resolution tensor stays near BAND_BYTES."""
-        batch, channels, _, width = feats.shape
-        return max(1, BAND_BYTES // (batch * width * self.scale**2 * channels * feats.element_size()))
+    def _add_upsampled_tail(self, feats: torch.Tensor, base: torch.Tensor) -> None:
+        """base += tail(act(upsapling(feats))), without building the output-resolution feature map in pixel order.
 
-    def _subpixel_major(self, conv: nn.Conv2d, r: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 1×1 conv's weight and bias with output channels reordered from (c, i, j) to (i, j, c)."""
-
-        def build() -> tuple[torch.Tensor, torch.Tensor]:
-            c = self.n_feats
-            weight = conv.weight.view(c, r * r, c).transpose(0, 1).reshape(r * r * c, c).contiguous()
-            bias = conv.bias.view(c, r * r).t().reshape(r * r * c).contiguous()
-            return weight, bias
-
-        return _cached(conv, "_subpixel_major", (conv.weight, conv.bias), build)
-
-    def _upsample_and_activate(self, feats: torch.Tensor, rows_above: int = 0, rows_below: int = 0) -> torch.Tensor:
-        """upsapling + LeakyReLU, as one GEMM per stage and a single strided write of the final image.
-
-        Returns it NHWC with `rows_above` and `rows_below` extra rows left uninitialised for the caller.
+        The upsampling 1×1 convs (two for x4, with no activation between them, so they compose) become one batched
+        GEMM that gives each sub-pixel position (i, j) its own low-res map. The tail's 3×3 conv is split into its
+        nine taps: a second batched GEMM gives every tap's 3 outputs at every sub-pixel, and each tap is added into
+        base as shifted slices (a tap of a border sub-pixel lands in the neighbouring low-res pixel). This runs in
+        strips of low-res rows that keep the sub-pixel maps near BAND_BYTES; a strip's taps also reach one row
+        above and below it, and since they are added into base, nothing is recomputed or carried between strips.
         """
-        b, c, h, w = feats.shape
+        batch, c, height, width = feats.shape
         r = self.scale
+        up_weight = self._folded_upsampling(feats.dtype)
+        tap_weight = self._tail_taps(feats.dtype).expand(r * r, -1, -1)
+        tail_bias = _as_dtype(self.tail, "bias", self.tail.bias, base.dtype).view(1, 1, 3, 1, 1)
+        shifts = [_tap_shifts(r, d) for d in (-1, 0, 1)]
+        by_subpixel = base.view(batch, 3, height, r, width, r).permute(0, 3, 5, 1, 2, 4)  # b, i, j, o, y, x
         inp = _nhwc(feats)
-        if not inp.is_contiguous():
-            inp = inp.contiguous()
-        if r == 4:
-            # Two x2 stages. Sub-pixels stay in (i1, j1, i2, j2) order behind each low-res pixel: a 1×1 conv does
-            # not care about pixel order, so the shuffle is needed only once, at the end.
-            w1, b1 = self._subpixel_major(self.upsapling[0], 2)
-            w2, b2 = self._subpixel_major(self.upsapling[2], 2)
-            stage1 = linear_act(inp, w1, b1).view(b, h, w, 4, c)
-            stage2 = linear_act(stage1, w2, b2).view(b, h, w, 2, 2, 2, 2, c)  # b, h, w, i1, j1, i2, j2, c
-            del stage1
-        else:
-            w1, b1 = self._subpixel_major(self.upsapling[0], r)
-            stage2 = linear_act(inp, w1, b1).view(b, h, w, r, r, c)
-        image = torch.empty(b, rows_above + h * r + rows_below, w * r, c, dtype=stage2.dtype, device=stage2.device)
-        inner = image[:, rows_above : rows_above + h * r]
-        if r == 4:
-            # Output row 4h + 2 i1 + i2, column 4w + 2 j1 + j2.
-            target = inner.view(b, h, 2, 2, w, 2, 2, c).permute(0, 1, 4, 2, 5, 3, 6, 7)
-        else:
-            target = inner.view(b, h, r, w, r, c).permute(0, 1, 3, 2, 4, 5)
-        torch._C._nn.leaky_relu(stage2, LEAKY_SLOPE, out=target)
-        return image
+        rows = self._strip_rows(feats)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            first, last = max(0, top - 1), min(height, bottom + 1)  # the low-res rows this strip's taps reach
+            for image in range(batch):
+                # A column of ones carries the bias through the GEMM (cheaper than a broadcast bias on the output).
+                pixels = feats.new_empty((bottom - top) * width, c + 1)
+                pixels[:, :c] = inp[image, top:bottom].reshape(-1, c)
+                pixels[:, c] = 1
+                # subpixels[(i, j), (y, x)]: sub-pixel (i, j) of low-res pixel (y, x), activated
+                subpixels = F.leaky_relu_(torch.bmm(pixels.expand(r * r, -1, -1), up_weight), LEAKY_SLOPE)
+                del pixels
+                # taps[i, j, 3·t + o, y, x]: tap t of output channel o, taken at sub-pixel (i, j) of pixel (y, x)
+                taps = torch.bmm(tap_weight, subpixels.transpose(1, 2)).view(r, r, 27, bottom - top, width)
+                del subpixels
+                total = base.new_zeros(r, r, 3, last - first, width)  # i, j, o, y, x on rows first..last
+                torch.add(taps[:, :, 12:15], tail_bias, out=total[:, :, :, top - first : bottom - first])
+                for dy in range(3):
+                    for dx in range(3):
+                        if dy == dx == 1:
+                            continue  # the centre tap, added above with the bias
+                        tap = taps[:, :, 3 * (3 * dy + dx) : 3 * (3 * dy + dx) + 3]
+                        for to_i, from_i, shift_y in shifts[dy]:
+                            # output row y reads source row y + shift_y, which must lie in this strip
+                            y0, y1 = max(top - shift_y, 0), min(bottom - shift_y, height)
+                            source_rows = slice(y0 + shift_y - top, y1 + shift_y - top)
+                            for to_j, from_j, shift_x in shifts[dx]:
+                                x0, x1 = max(0, -shift_x), min(width, width - shift_x)
+                                total[to_i, to_j, :, y0 - first : y1 - first, x0:x1] += tap[
+                                    from_i, from_j, :, source_rows, x0 + shift_x : x1 + shift_x
+                                ]
+                by_subpixel[image, :, :, :, first:last].add_(total)
+                del taps, total
+
+    def _strip_rows(self, feats: torch.Tensor) -> int:
+        """Low-res rows per upsampling strip, so that the sub-pixel maps of one image stay near BAND_BYTES."""
+        _, channels, _, width = feats.shape
+        return max(1, BAND_BYTES // (width * self.scale**2 * channels * feats.element_size()))
+
+    def _folded_upsampling(self, dtype: torch.dtype) -> torch.Tensor:
+        """The upsampling convs as scale² matrices of (c + 1) × c, one per sub-pixel (i, j): row i, column j inside
+        each low-res pixel of the final image; input c + 1 is a constant 1 and its row the bias. Composed in float64
+        on the CPU."""
+        convs = [m for m in self.upsapling if isinstance(m, nn.Conv2d)]
+
+        def build() -> torch.Tensor:
+            c, device = self.n_feats, convs[0].weight.device
+            w1, b1 = (t.detach().cpu().double() for t in (convs[0].weight, convs[0].bias))
+            if len(convs) == 2:  # x4: PixelShuffle(2) twice; final row 4y + 2·i1 + i2, column 4x + 2·j1 + j2
+                w2, b2 = (t.detach().cpu().double() for t in (convs[1].weight, convs[1].bias))
+                w1, b1, w2, b2 = w1.view(c, 2, 2, c), b1.view(c, 2, 2), w2.view(c, 2, 2, c), b2.view(c, 2, 2)
+                weight = torch.einsum("aklb,bijd->ikjlda", w2, w1)  # i1, i2, j1, j2, c in, c out
+                bias = torch.einsum("aklb,bij->ikjla", w2, b1) + b2.permute(1, 2, 0)[None, :, None]
+            else:  # PixelShuffle channel k = c·r² + i·r + j
+                r = self.scale
+                weight = w1.view(c, r, r, c).permute(1, 2, 3, 0)
+                bias = b1.view(c, r, r).permute(1, 2, 0)
+            weight = torch.cat([weight.reshape(-1, c, c), bias.reshape(-1, 1, c)], dim=1)
+            return weight.to(device=device, dtype=dtype).contiguous()
+
+        sources = [t for conv in convs for t in (conv.weight, conv.bias)]
+        return _cached(self, f"_folded_upsampling_{dtype}", sources, build)
+
+    def _tail_taps(self, dtype: torch.dtype) -> torch.Tensor:
+        """The tail conv's weight as a 27 × c matrix, rows ordered (tap row, tap column, output channel)."""
+
+        def build() -> torch.Tensor:
+            return self.tail.weight.permute(2, 3, 0, 1).reshape(27, self.n_feats).to(dtype).contiguous()
+
+        return _cached(self, f"_tail_taps_{dtype}", (self.tail.weight,), build)
+
+
+def _tap_shifts(r: int, d: int) -> list[tuple[slice, slice, int]]:
+    """Where a 3×3 tap at offset `d` (−1, 0, 1) along one axis reads, on a grid of r sub-pixels per low-res pixel:
+    (output sub-pixels, the input sub-pixels they read, the low-res shift of the input)."""
+    groups = [(slice(max(0, -d), min(r, r - d)), slice(max(0, d), min(r, r + d)), 0)]
+    if d == -1:
+        groups.append((slice(0, 1), slice(r - 1, r), -1))
+    elif d == 1:
+        groups.append((slice(r - 1, r), slice(0, 1), 1))
+    return groups
+
+
+def _inference_dtype(x: torch.Tensor) -> torch.dtype:
+    """bf16 under bf16 autocast on the CPU, where the network runs natively in bf16 (weights converted once, norms
+    and attention scores in fp32, the bilinear skip and the output in the input's dtype); otherwise x's dtype."""
+    if x.device.type == "cpu" and _autocasting(x) and _autocast_dtype("cpu") == torch.bfloat16:
+        return torch.bfloat16
+    return x.dtype
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    getter = getattr(torch, "get_autocast_dtype", None)  # torch >= 2.4
+    return getter(device_type) if getter is not None else torch.get_autocast_cpu_dtype()
