@@ -56,10 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quality", type=_quality, default=95, metavar="N", help="JPEG/WebP quality 1-100 (default 95)")
     parser.add_argument("--recursive", action="store_true", help="walk folders; the folder tree is kept under --output-dir")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="N|auto", help="tile size in pixels (default auto)")
-    parser.add_argument("--overlap", type=_overlap, default=None, metavar="N", help="tile overlap in pixels")
+    parser.add_argument("--overlap", type=_non_negative_int, default=None, metavar="N", help="tile overlap in pixels")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the networks run")
     parser.add_argument(
         "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="number format of the networks"
+    )
+    parser.add_argument(
+        "--threads", type=_non_negative_int, default=0, metavar="N",
+        help="CPU threads (default 0: one per core, fewer while other programs keep cores busy)",
     )
     parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -100,7 +104,7 @@ def _tile(text: str) -> int | str:
     return value
 
 
-def _overlap(text: str) -> int:
+def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -206,6 +210,7 @@ def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
         overlap=args.overlap,
         device=args.device,
         precision=args.precision,
+        threads=args.threads,
         skip_existing=args.skip_existing,
     )
     reporter = _ProgressReporter(sys.stderr)

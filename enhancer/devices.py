@@ -1,4 +1,4 @@
-"""Pick the device and the precision a network runs in, and say how much memory that device has free.
+"""Pick the device, the precision and the CPU threads a network runs with, and say how much memory is free.
 
 `auto` means CUDA, then Apple MPS, then the CPU. Precision `auto` means bf16 where the hardware runs it fast (CUDA
 with native bf16, a CPU with AVX512-BF16 or AMX) and fp32 everywhere else. fp16 is never used for SwinIR: its
@@ -12,7 +12,10 @@ import functools
 import logging
 import os
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -141,6 +144,76 @@ def describe(device: torch.device | str = "auto", precision: str = "auto", arch:
     """A short status-bar text such as "CPU, fp32" or "CUDA (NVIDIA H100), bf16"."""
     resolved = resolve_device(device)
     return f"{device_label(resolved)}, {resolve_precision(precision, resolved, arch)}"
+
+
+def busy_cpus_of_others(sample_seconds: float = 0.1) -> float | None:
+    """How many logical CPUs other processes kept busy over a short sample (this process's own use is left out).
+
+    Read from /proc/stat, so Linux only; None where the system does not say.
+    """
+
+    def busy_ticks() -> int:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(values) - values[3] - values[4]
+
+    try:
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+        busy_before, own_before, start = busy_ticks(), time.process_time(), time.monotonic()
+        time.sleep(sample_seconds)
+        busy_after, own_after, elapsed = busy_ticks(), time.process_time(), time.monotonic() - start
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    others = (busy_after - busy_before) / ticks_per_second - (own_after - own_before)
+    return max(0.0, others / max(elapsed, 1e-3))
+
+
+def threads_for_load(default_threads: int, logical_cpus: int, busy_by_others: float) -> int:
+    """The share of `default_threads` that fits in the CPUs other processes leave free (at least 1).
+
+    Intra-op threads wait for each other at the end of every op, so a single thread that shares its core with a busy
+    process holds all of them up: one photo took 29.5 s instead of 2.5 s with 2 threads on a 2-core machine whose
+    other core was training a network.
+    """
+    free_share = max(0.0, logical_cpus - busy_by_others) / max(1, logical_cpus)
+    return max(1, min(default_threads, round(default_threads * free_share)))
+
+
+_LOAD_CHECK_SECONDS = 5.0  # a batch of small photos re-uses the last choice instead of sampling for each one
+_last_choice: tuple[float, int, int] | None = None  # (when, torch default it was made for, threads)
+
+
+def cpu_threads(requested: int = 0) -> int:
+    """Threads for CPU inference: `requested` when above 0; otherwise torch's current setting (by default one per
+    physical core), lowered to the share of the CPUs that other processes leave idle right now."""
+    global _last_choice
+    if requested > 0:
+        return int(requested)
+    default = torch.get_num_threads()
+    now = time.monotonic()
+    if _last_choice is not None and now - _last_choice[0] < _LOAD_CHECK_SECONDS and _last_choice[1] == default:
+        return _last_choice[2]
+    busy = busy_cpus_of_others()
+    threads = default if busy is None else threads_for_load(default, os.cpu_count() or 1, busy)
+    if threads < default:
+        log.info("other processes keep %.1f CPUs busy: running on %d of %d threads", busy, threads, default)
+    _last_choice = (now, default, threads)
+    return threads
+
+
+@contextmanager
+def cpu_threads_for(device: torch.device, requested: int = 0) -> Iterator[int]:
+    """Run the body with `cpu_threads(requested)` torch threads when `device` is the CPU; restore them after."""
+    if device.type != "cpu":
+        yield torch.get_num_threads()
+        return
+    before = torch.get_num_threads()
+    threads = cpu_threads(requested)
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def _cpu_available_bytes() -> int:

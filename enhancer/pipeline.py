@@ -48,6 +48,7 @@ class Job:
     `format`: same | png | jpg | webp | tiff (also bmp, heic, avif); `quality`: 1-100 for the lossy formats.
     `tile`: tile size in pixels or "auto"; `overlap`: pixels or None (the engine's default).
     `device`: auto | cpu | cuda | mps; `precision`: auto | fp32 | bf16 | fp16.
+    `threads`: CPU threads; 0 means one per physical core, fewer while other processes keep cores busy.
     """
 
     inputs: list[str | os.PathLike]
@@ -61,6 +62,7 @@ class Job:
     overlap: int | None = None
     device: str = "auto"
     precision: str = "auto"
+    threads: int = 0
     skip_existing: bool = False
 
     def validate(self) -> None:
@@ -76,6 +78,8 @@ class Job:
             raise ValueError(f"tile must be 'auto' or a size of at least 8 pixels, got {self.tile!r}")
         if self.overlap is not None and (not isinstance(self.overlap, int) or self.overlap < 0):
             raise ValueError(f"overlap must be a number of pixels >= 0, got {self.overlap!r}")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads must be 0 (automatic) or a positive number, got {self.threads!r}")
         if self.suffix is not None and re.search(r"[/\\\x00]", self.suffix):
             raise ValueError(f"the suffix must not contain a path separator: {self.suffix!r}")
 
@@ -427,7 +431,8 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
             emit(TileProgress(index, base + done, grand))
 
         pixels = enhance(
-            pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=progress, cancel=cancel
+            pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=progress, cancel=cancel,
+            threads=job.threads,
         )
         done_before += total_tiles[step]
 

@@ -25,7 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .devices import DTYPES, empty_cache, free_memory_bytes, is_out_of_memory, release_host_memory, resolve_precision
+from .devices import (
+    DTYPES,
+    cpu_threads_for,
+    empty_cache,
+    free_memory_bytes,
+    is_out_of_memory,
+    release_host_memory,
+    resolve_precision,
+)
 from .errors import Cancelled, DeviceError, EnhancerError
 
 log = logging.getLogger(__name__)
@@ -420,6 +428,7 @@ def enhance(
     cancel: CancelFlag | None = None,
     *,
     out: np.ndarray | None = None,
+    threads: int = 0,
 ) -> np.ndarray:
     """Run `model` over a float32 H×W×C photo in [0, 1] (C = 1, 3 or 4) and return it enlarged by `model.scale`.
 
@@ -427,7 +436,8 @@ def enhance(
     the whole image at once). overlap: input pixels shared by neighbouring tiles (default per network).
     precision: "auto", "fp32", "bf16" or "fp16". progress(done_tiles, total_tiles) is called as tiles finish; cancel
     is checked between tiles (anything with is_set()) and raises Cancelled. out: optional preallocated H·s×W·s×C
-    float32 array (for example a numpy memmap for huge outputs) that receives the result.
+    float32 array (for example a numpy memmap for huge outputs) that receives the result. threads: torch threads on
+    the CPU (0: one per physical core, fewer while other processes keep cores busy; see `devices.cpu_threads`).
     """
     was_2d = isinstance(pixels, np.ndarray) and pixels.ndim == 2
     pixels = _check_pixels(pixels)
@@ -479,21 +489,22 @@ def enhance(
     job = _Job(model, color, device, chosen, scale, grid, overlap, context, batch, out_channels=color_channels)
 
     done = 0
-    for row in rows:
-        groups: dict[int, list[AxisTile]] = {}
-        for col in cols:
-            groups.setdefault(col.stop - col.start, []).append(col)
-        for same_width in groups.values():
-            for first in range(0, len(same_width), job.batch):
-                _check_cancel(cancel)
-                chunk = same_width[first : first + job.batch]
-                for col, piece in zip(chunk, _run_chunk(job, row, chunk)):
-                    _accumulate(out, piece, row, col, scale)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                if device.type == "cpu" and side >= LARGE_CPU_TILE:
-                    release_host_memory()  # so that heap fragments do not add up over many large tiles
+    with cpu_threads_for(device, threads):
+        for row in rows:
+            groups: dict[int, list[AxisTile]] = {}
+            for col in cols:
+                groups.setdefault(col.stop - col.start, []).append(col)
+            for same_width in groups.values():
+                for first in range(0, len(same_width), job.batch):
+                    _check_cancel(cancel)
+                    chunk = same_width[first : first + job.batch]
+                    for col, piece in zip(chunk, _run_chunk(job, row, chunk)):
+                        _accumulate(out, piece, row, col, scale)
+                        done += 1
+                        if progress is not None:
+                            progress(done, total)
+                    if device.type == "cpu" and side >= LARGE_CPU_TILE:
+                        release_host_memory()  # so that heap fragments do not add up over many large tiles
     _check_cancel(cancel)
 
     if has_alpha:

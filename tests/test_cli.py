@@ -123,6 +123,7 @@ def test_usage_errors_exit_2(tmp_path, x2_model, capsys):
     assert main(["--quality", "0", str(tmp_path)]) == 2
     assert main(["--tile", "big", str(tmp_path)]) == 2
     assert main(["--format", "gif", str(tmp_path)]) == 2
+    assert main(["--threads", "-1", str(tmp_path)]) == 2
     assert main(["--model", str(tmp_path / "missing.pth"), str(tmp_path)]) == 2
     assert main(["--model", x2_model, "--suffix", "a/b", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -149,7 +150,7 @@ def test_options_reach_the_output(tmp_path, x2_model):
     out = tmp_path / "out"
     run = enhancer("--model", x2_model, "--model", x2_model, "--output-dir", out, "--recursive", "--format", "webp",
                    "--quality", "80", "--suffix=-big", "--tile", "32", "--overlap", "8", "--device", "cpu",
-                   "--precision", "fp32", source)
+                   "--precision", "fp32", "--threads", "1", source)
     assert run.returncode == 0, run.stderr
     result = out / "sub" / "deep-big.webp"
     assert result.is_file() and Image.open(result).size == (40, 32)

@@ -113,3 +113,63 @@ def test_auto_tile_size_follows_free_memory_and_the_grid(monkeypatch):
     assert sizes[0] < sizes[1] <= sizes[2]
     # a small photo that fits is done in one piece
     assert auto_tile_size(mobilesr, torch.device("cpu"), "fp32", (100, 120)) == 120
+
+
+# ---------------------------------------------------------------- CPU threads under load
+
+
+@pytest.mark.parametrize(
+    "default,logical,busy,expected",
+    [
+        (2, 2, 0.0, 2),  # idle machine: torch's default
+        (2, 2, 0.3, 2),  # a browser tab is not worth a thread
+        (2, 2, 1.0, 1),  # one core training: one thread, not two that wait on each other
+        (2, 2, 2.0, 1),  # everything busy: still one
+        (8, 16, 4.0, 6),  # hyper-threads: the free share of the physical-core default
+        (4, 4, 9.0, 1),
+    ],
+)
+def test_threads_follow_the_cpus_others_leave_free(default, logical, busy, expected):
+    assert devices.threads_for_load(default, logical, busy) == expected
+
+
+def _spin(seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="/proc/stat is read on Linux only")
+def test_a_busy_process_is_seen_and_our_own_work_is_not():
+    import multiprocessing
+    import threading
+
+    context = multiprocessing.get_context("spawn")
+    spinner = context.Process(target=_spin, args=(4.0,))
+    spinner.start()
+    try:
+        _spin(0.5)  # give the child time to start spinning
+        assert devices.busy_cpus_of_others(0.5) >= 0.5  # the other process keeps one CPU busy
+    finally:
+        spinner.join()
+    others = devices.busy_cpus_of_others(0.5)  # whatever else this machine is doing
+    own = threading.Thread(target=_spin, args=(1.0,))  # this process keeps a CPU busy while we sample
+    own.start()
+    try:
+        assert devices.busy_cpus_of_others(0.5) < others + 0.5
+    finally:
+        own.join()
+
+
+def test_cpu_threads_honour_a_request_and_are_restored(monkeypatch):
+    before = torch.get_num_threads()
+    assert devices.cpu_threads(3) == 3
+    assert 1 <= devices.cpu_threads() <= before
+    with devices.cpu_threads_for(torch.device("cpu"), 1) as threads:
+        assert threads == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(devices, "busy_cpus_of_others", lambda: None)  # a system that does not report its load
+    monkeypatch.setattr(devices, "_last_choice", None)
+    assert devices.cpu_threads() == before

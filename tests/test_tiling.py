@@ -204,6 +204,18 @@ def test_progress_counts_tiles_and_cancel_stops_between_tiles():
     assert seen == [1, 2]
 
 
+def test_cpu_threads_apply_while_tiles_run_and_are_restored_after():
+    model = small_model()
+    before = torch.get_num_threads()
+    during = []
+    out = enhance(photo(32, 32), model, tile=16, overlap=4, threads=1,
+                  progress=lambda done, total: during.append(torch.get_num_threads()))
+    assert during and set(during) == {1}
+    assert torch.get_num_threads() == before
+    same = enhance(photo(32, 32), model, tile=16, overlap=4)  # automatic thread count: the same pixels
+    np.testing.assert_allclose(out, same, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "error,message",
     [
