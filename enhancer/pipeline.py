@@ -49,6 +49,7 @@ class Job:
     `tile`: tile size in pixels or "auto"; `overlap`: pixels or None (the engine's default).
     `device`: auto | cpu | cuda | mps; `precision`: auto | fp32 | bf16 | fp16.
     `threads`: CPU threads; 0 means one per physical core, fewer while other processes keep cores busy.
+    `compile`: run the networks through torch.compile (for GPUs; the first tiles of each size wait for the compiler).
     """
 
     inputs: list[str | os.PathLike]
@@ -63,6 +64,7 @@ class Job:
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0
+    compile: bool = False
     skip_existing: bool = False
 
     def validate(self) -> None:
@@ -432,7 +434,7 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
 
         pixels = enhance(
             pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=progress, cancel=cancel,
-            threads=job.threads,
+            threads=job.threads, compile=job.compile,
         )
         done_before += total_tiles[step]
 

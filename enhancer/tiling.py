@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .compilation import run_network
 from .devices import (
     DTYPES,
     cpu_threads_for,
@@ -259,6 +260,7 @@ class _Job:
     context: int
     batch: int
     out_channels: int  # channels of the colour part of the result
+    compile: bool = False  # through torch.compile (see enhancer.compilation)
     known_failing: int | None = None  # smallest tile side that ran out of memory
     retries: int = field(default=0)
 
@@ -282,7 +284,7 @@ class _Job:
         x = x.to(self.device, non_blocking=True).contiguous()
         x = _pad_to_multiple(x, int(self.model.pad_multiple))
         with torch.inference_mode(), self.autocast():
-            y = self.model.net(x)
+            y = run_network(self.model.net, x, self.compile)
         expected = (height * self.scale, width * self.scale)
         if y.shape[-2] < expected[0] or y.shape[-1] < expected[1]:
             raise EnhancerError(
@@ -429,6 +431,7 @@ def enhance(
     *,
     out: np.ndarray | None = None,
     threads: int = 0,
+    compile: bool = False,
 ) -> np.ndarray:
     """Run `model` over a float32 H×W×C photo in [0, 1] (C = 1, 3 or 4) and return it enlarged by `model.scale`.
 
@@ -438,6 +441,7 @@ def enhance(
     is checked between tiles (anything with is_set()) and raises Cancelled. out: optional preallocated H·s×W·s×C
     float32 array (for example a numpy memmap for huge outputs) that receives the result. threads: torch threads on
     the CPU (0: one per physical core, fewer while other processes keep cores busy; see `devices.cpu_threads`).
+    compile: run the network through torch.compile, one graph per tile shape (for GPUs; see `enhancer.compilation`).
     """
     was_2d = isinstance(pixels, np.ndarray) and pixels.ndim == 2
     pixels = _check_pixels(pixels)
@@ -486,7 +490,9 @@ def enhance(
         "enhance %s: %d×%d ×%d on %s/%s, tile %d, overlap %d, context %d, %d tiles, batch %d",
         model.name, width, height, scale, device.type, chosen, side, overlap, context, total, batch,
     )
-    job = _Job(model, color, device, chosen, scale, grid, overlap, context, batch, out_channels=color_channels)
+    job = _Job(
+        model, color, device, chosen, scale, grid, overlap, context, batch, out_channels=color_channels, compile=compile
+    )
 
     done = 0
     with cpu_threads_for(device, threads):

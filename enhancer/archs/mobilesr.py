@@ -95,6 +95,11 @@ def _fused_cpu_ops_available() -> bool:
 _FUSED_OPS = _fused_cpu_ops_available()
 
 
+def _compiling() -> bool:
+    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(check and check())
+
+
 def _autocasting(x: torch.Tensor) -> bool:
     return torch.is_autocast_enabled(x.device.type)
 
@@ -104,7 +109,9 @@ def _use_fused(x: torch.Tensor) -> bool:
     turns autocast off and converts the weights itself)."""
     if not _FUSED_OPS or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16):
         return False
-    return not _autocasting(x) and not torch.is_grad_enabled()  # the oneDNN ops have no backward
+    if _autocasting(x) or torch.is_grad_enabled():  # the oneDNN ops have no backward
+        return False
+    return not _compiling()  # inductor fuses the plain ops itself and cannot lower these
 
 
 def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:

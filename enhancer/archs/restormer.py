@@ -47,14 +47,21 @@ def _fused_ops_available() -> bool:
 _FUSED_OPS = _fused_ops_available()
 
 
+def _compiling() -> bool:
+    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(check and check())
+
+
 def _fused_path(x: torch.Tensor) -> bool:
-    """oneDNN's fused ops serve fp32 CPU inference; everything else takes the plain modules."""
+    """oneDNN's fused ops serve fp32 CPU inference (not under torch.compile); everything else takes the plain
+    modules."""
     return (
         _FUSED_OPS
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
+        and not _compiling()  # inductor fuses the plain ops itself and cannot lower these
     )
 
 
