@@ -450,20 +450,7 @@ class MobileSR(nn.Module):
                 del subpixels
                 total = base.new_zeros(r, r, 3, last - first, width)  # i, j, o, y, x on rows first..last
                 torch.add(taps[:, :, 12:15], tail_bias, out=total[:, :, :, top - first : bottom - first])
-                for dy in range(3):
-                    for dx in range(3):
-                        if dy == dx == 1:
-                            continue  # the centre tap, added above with the bias
-                        tap = taps[:, :, 3 * (3 * dy + dx) : 3 * (3 * dy + dx) + 3]
-                        for to_i, from_i, shift_y in shifts[dy]:
-                            # output row y reads source row y + shift_y, which must lie in this strip
-                            y0, y1 = max(top - shift_y, 0), min(bottom - shift_y, height)
-                            source_rows = slice(y0 + shift_y - top, y1 + shift_y - top)
-                            for to_j, from_j, shift_x in shifts[dx]:
-                                x0, x1 = max(0, -shift_x), min(width, width - shift_x)
-                                total[to_i, to_j, :, y0 - first : y1 - first, x0:x1] += tap[
-                                    from_i, from_j, :, source_rows, x0 + shift_x : x1 + shift_x
-                                ]
+                _add_off_centre_taps(total, taps, shifts, (top, bottom), first, height)
                 by_subpixel[image, :, :, :, first:last].add_(total)
                 del taps, total
 
@@ -503,6 +490,33 @@ class MobileSR(nn.Module):
             return self.tail.weight.permute(2, 3, 0, 1).reshape(27, self.n_feats).to(dtype).contiguous()
 
         return _cached(self, f"_tail_taps_{dtype}", (self.tail.weight,), build)
+
+
+def _add_off_centre_taps(
+    total: torch.Tensor, taps: torch.Tensor, shifts: list[list[tuple[slice, slice, int]]], rows: tuple[int, int],
+    first: int, height: int,
+) -> None:
+    """Add the eight off-centre taps of a strip into `total` (i, j, o, y, x from low-res row `first`).
+
+    taps[i, j, 3·t + o, y, x] was computed at sub-pixel (i, j) of the strip's low-res pixel (top + y, x); the output
+    sub-pixel it belongs to is shifted by the tap's offset, across low-res pixels where `shifts` says so.
+    """
+    top, bottom = rows
+    width = taps.shape[-1]
+    for dy in range(3):
+        for dx in range(3):
+            if dy == dx == 1:
+                continue
+            tap = taps[:, :, 3 * (3 * dy + dx) : 3 * (3 * dy + dx) + 3]
+            for to_i, from_i, shift_y in shifts[dy]:
+                # output row y reads source row y + shift_y, which must lie in this strip
+                y0, y1 = max(top - shift_y, 0), min(bottom - shift_y, height)
+                source_rows = slice(y0 + shift_y - top, y1 + shift_y - top)
+                for to_j, from_j, shift_x in shifts[dx]:
+                    x0, x1 = max(0, -shift_x), min(width, width - shift_x)
+                    total[to_i, to_j, :, y0 - first : y1 - first, x0:x1] += tap[
+                        from_i, from_j, :, source_rows, x0 + shift_x : x1 + shift_x
+                    ]
 
 
 def _tap_shifts(r: int, d: int) -> list[tuple[slice, slice, int]]:
