@@ -116,6 +116,24 @@ def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
     assert 0 < error <= 1.5 * plain_error
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_mobilesr_under_a_gpu_style_autocast_keeps_the_plain_ops(scale):
+    """CUDA autocast (fp16 or bf16) runs the plain ops with autocast's casts; CPU fp16 autocast takes the same path,
+    so it stands in for a GPU here."""
+    kwargs = dict(n_feats=16, n_heads=4, ratios=[2, 4], upscaling_factor=scale)
+    net = _randomise(MobileSR(**kwargs), seed=8)
+    plain = MobileSRBaseline(**kwargs).eval()
+    plain.load_state_dict(net.state_dict())
+    x = torch.rand(2, 3, 19, 21, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        reference = plain(x)
+        with torch.autocast("cpu", dtype=torch.float16):
+            mixed = net(x)
+            plain_mixed = plain(x)
+    assert mixed.dtype == torch.float32 and mixed.shape == reference.shape
+    assert (mixed - reference).abs().max().item() <= 2 * (plain_mixed - reference).abs().max().item() + 1e-4
+
+
 def test_mobilesr_runs_natively_in_bf16_under_cpu_autocast_and_as_a_bf16_network():
     """Under CPU bf16 autocast the inference path converts the weights itself and turns autocast off; a network
     converted with .to(bfloat16) takes the same path. Both stay close to fp32, and the caches follow the dtype."""
