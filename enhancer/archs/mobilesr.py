@@ -28,6 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .onednn import fused_ops_usable
+from .onednn import nchw as _nchw
+from .onednn import nhwc as _nhwc
+
 LEAKY_SLOPE = 0.2
 # Inference runs its widest tensors in row bands of about this size: large enough that per-op overhead and the
 # recomputed context rows stay small, small enough that a 512-pixel tile costs little more memory than a 64-pixel
@@ -75,43 +79,14 @@ def _in_row_bands(
     return x
 
 
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    """NHWC view of an N×C×H×W tensor (free when it is channels_last)."""
-    return x.permute(0, 2, 3, 1)
-
-
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    """N×C×H×W (channels_last) view of an NHWC tensor."""
-    return x.permute(0, 3, 1, 2)
-
-
-def _fused_cpu_ops_available() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_FUSED_OPS = _fused_cpu_ops_available()
-
-
-def _compiling() -> bool:
-    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
-    return bool(check and check())
-
-
 def _autocasting(x: torch.Tensor) -> bool:
     return torch.is_autocast_enabled(x.device.type)
 
 
 def _use_fused(x: torch.Tensor) -> bool:
-    """oneDNN's fused GEMM/conv + activation/add ops: fp32 or bf16 on CPU, outside autocast (the bf16 inference path
-    turns autocast off and converts the weights itself)."""
-    if not _FUSED_OPS or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16):
-        return False
-    if _autocasting(x) or torch.is_grad_enabled():  # the oneDNN ops have no backward
-        return False
-    return not _compiling()  # inductor fuses the plain ops itself and cannot lower these
+    """oneDNN's fused GEMM/conv + activation/add ops: fp32 or bf16 CPU inference (the bf16 path turns autocast off
+    and converts the weights itself)."""
+    return fused_ops_usable(x, (torch.float32, torch.bfloat16))
 
 
 def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:

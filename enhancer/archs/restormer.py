@@ -19,50 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .onednn import fused_ops_usable
+from .onednn import nchw as _nchw
+from .onednn import nhwc as _nhwc
+
 LAYER_NORM_EPS = 1e-5
 NORMALIZE_EPS = 1e-12  # F.normalize's default, as in the official attention
-
-
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    """The NHWC view of a channels_last NCHW tensor (no copy when x is channels_last)."""
-    return x.permute(0, 2, 3, 1)
-
-
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    """The NCHW view of an NHWC tensor: channels_last in memory."""
-    return x.permute(0, 3, 1, 2)
-
-
-def _fused_ops_available() -> bool:
-    try:
-        return (
-            torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_FUSED_OPS = _fused_ops_available()
-
-
-def _compiling() -> bool:
-    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
-    return bool(check and check())
-
-
-def _fused_path(x: torch.Tensor) -> bool:
-    """oneDNN's fused ops serve fp32 CPU inference (not under torch.compile); everything else takes the plain
-    modules."""
-    return (
-        _FUSED_OPS
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and not _compiling()  # inductor fuses the plain ops itself and cannot lower these
-    )
 
 
 def _linear_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -76,7 +38,7 @@ def _linear_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1×1 conv as one GEMM on the NHWC view (fp32 CPU inference). PyTorch would send a 1×1 conv with one thread
     and a small batch to its slow im2col path; oneDNN's inner product runs it directly on channels_last data."""
-    if not _fused_path(x):
+    if not fused_ops_usable(x):
         return conv(x)
     return _linear_nhwc(x, conv.weight.view(conv.out_channels, conv.in_channels), conv.bias)
 
@@ -121,7 +83,7 @@ class FeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _fused_path(x):
+        if fused_ops_usable(x):
             return conv1x1(self.project_out, self._gated_fused(x))
         gate, value = self.dwconv(conv1x1(self.project_in, x)).chunk(2, dim=1)
         gated = F.gelu(gate)

@@ -1,0 +1,49 @@
+"""When the networks' CPU inference fast paths may call oneDNN's fused ops (GEMM/conv with an activation, add or
+multiply post-op), and the NHWC views those ops work on. Shared by the network modules; holds no network."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _available() -> bool:
+    try:
+        return (
+            torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+AVAILABLE = _available()
+
+
+def _compiling() -> bool:
+    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(check and check())
+
+
+def fused_ops_usable(x: torch.Tensor, dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> bool:
+    """True for CPU inference on `x` in one of `dtypes`: no autograd (the fused ops have no backward), no autocast
+    (it picks each op's precision itself) and no torch.compile tracing (inductor fuses the plain ops itself and
+    cannot lower these)."""
+    return (
+        AVAILABLE
+        and x.device.type == "cpu"
+        and x.dtype in dtypes
+        and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and not _compiling()
+    )
+
+
+def nhwc(x: torch.Tensor) -> torch.Tensor:
+    """NHWC view of an N×C×H×W tensor (free when it is channels_last)."""
+    return x.permute(0, 2, 3, 1)
+
+
+def nchw(x: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W (channels_last) view of an NHWC tensor."""
+    return x.permute(0, 3, 1, 2)
