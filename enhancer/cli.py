@@ -25,6 +25,8 @@ from typing import Any, Sequence, TextIO
 
 from .errors import Cancelled, EnhancerError
 
+log = logging.getLogger(__name__)
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -287,6 +289,8 @@ class _ProgressReporter:
         if isinstance(event, JobStarted):
             for model in event.models:
                 tqdm.write(f"enhancer: model {model}", file=self.stream)
+            for note in event.notes:  # a precision fallback, logged again by each photo's run: said here, once
+                log.warning("%s", note)
             self.overall = tqdm(total=event.total, desc="photos", unit="photo", file=self.stream, position=0,
                                 dynamic_ncols=True)
         elif isinstance(event, FileStarted):

@@ -1,8 +1,10 @@
 """Pick the device, the precision and the CPU threads a network runs with, and say how much memory is free.
 
 `auto` means CUDA, then Apple MPS, then the CPU. Precision `auto` means bf16 where the hardware runs it fast (CUDA
-with native bf16, a CPU with AVX512-BF16 or AMX) and fp32 everywhere else. fp16 is never used for SwinIR: its
-attention overflows in half precision.
+with native bf16, a CPU with AVX512-BF16 or AMX) and fp32 everywhere else. A requested precision the device cannot
+run falls back to one it can, with a one-line note (bf16 on a CPU without AVX512BW+VL+DQ or AVX-NE-CONVERT, where
+oneDNN has no bf16 kernels). fp16 is never used for SwinIR: its attention overflows in half precision.
+`cpu_capabilities()` is the one place that says what this CPU runs.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import ctypes
 import functools
 import logging
 import os
+import platform
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -72,24 +76,94 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), so bf16 is faster than fp32."""
-    try:
-        capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-        if "AMX" in capability:
-            return True
-    except (AttributeError, RuntimeError):
-        pass
-    flags: set[str] = set()
+def _cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags as Linux names them, or None where the system does not say (macOS, Windows)."""
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
+        pass
+    return None
+
+
+# What oneDNN's bf16 convolution and GEMM kernels need before they run at all (torch's own check names the same
+# sets): AVX512 with byte/word, vector-length and doubleword/quadword extensions, or AVX-NE-CONVERT.
+_BF16_RUNS_FLAG_SETS = (frozenset({"avx512bw", "avx512vl", "avx512dq"}), frozenset({"avx_ne_convert"}))
+# What makes bf16 faster than fp32: native bf16 dot products (AVX512-BF16) or AMX tiles.
+_BF16_FAST_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@dataclass(frozen=True)
+class CpuCapabilities:
+    """What this CPU runs, as the kernels see it. "Runs" and "runs fast" are kept apart: bf16 convolutions run on
+    any AVX-512 CPU, but are faster than fp32 only with AVX512-BF16 or AMX."""
+
+    isa: str  # torch's kernel level: "DEFAULT", "AVX2", "AVX512", ...
+    onednn_fused_ops: bool  # oneDNN's fused fp32 GEMM/conv + post-op kernels run
+    bf16_runs: bool  # oneDNN's bf16 convolution and GEMM kernels run
+    bf16_fast: bool  # ... and bf16 arithmetic is native, so faster than fp32
+    bf16_why_not: str = ""  # why bf16 does not run, for messages and test output
+
+    def summary(self) -> str:
+        bf16 = "fast" if self.bf16_fast else ("runs, not fast" if self.bf16_runs else "no")
+        fused = "yes" if self.onednn_fused_ops else "no"
+        return f"kernels {self.isa}, oneDNN fused ops {fused}, bf16 {bf16}"
+
+
+def _runs(op) -> bool:
+    try:
+        with torch.inference_mode():
+            op()
+        return True
+    except (RuntimeError, NotImplementedError, AttributeError):
         return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _onednn_fused_ops_run() -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    ops = getattr(torch.ops, "mkldnn", None)
+    x, w = torch.ones(1, 4, 3, 3), torch.ones(4, 1, 3, 3)
+    return _runs(lambda: ops._convolution_pointwise(x, w, None, [1, 1], [1, 1], [1, 1], 4, "none", [], "")) and _runs(
+        lambda: ops._linear_pointwise(torch.ones(2, 4), torch.ones(3, 4), None, "gelu", [], "none")
+    )
+
+
+def _onednn_bf16_runs() -> tuple[bool, str]:
+    """Whether oneDNN's bf16 kernels run here: the CPU must have the instructions, and oneDNN (which an environment
+    variable such as ONEDNN_MAX_CPU_ISA can limit) must agree."""
+    flags = _cpu_flags()
+    if flags is not None and platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+        if not any(needed <= flags for needed in _BF16_RUNS_FLAG_SETS):
+            return False, "the CPU has neither AVX512BW+VL+DQ nor AVX-NE-CONVERT"
+    try:
+        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        supported = False
+    if not supported:
+        return False, "oneDNN has no bf16 kernels for this CPU"
+    return True, ""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_capabilities() -> CpuCapabilities:
+    """What this CPU can run; the one place that networks, backends and tests ask."""
+    try:
+        isa = str(torch.backends.cpu.get_cpu_capability()).upper()
+    except (AttributeError, RuntimeError):
+        isa = "UNKNOWN"
+    bf16_runs, why_not = _onednn_bf16_runs()
+    flags = _cpu_flags() or frozenset()
+    bf16_fast = bf16_runs and (bool(flags & _BF16_FAST_FLAGS) or "AMX" in isa)
+    caps = CpuCapabilities(isa, _onednn_fused_ops_run(), bf16_runs, bf16_fast, why_not)
+    log.info("CPU: %s", caps.summary())
+    return caps
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when bf16 runs on this CPU and is faster than fp32 (AVX512-BF16 or AMX)."""
+    return cpu_capabilities().bf16_fast
 
 
 def cuda_has_bf16(device: torch.device) -> bool:
@@ -100,34 +174,55 @@ def cuda_has_bf16(device: torch.device) -> bool:
         return major >= 8
 
 
-def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", arch: str | None = None) -> str:
-    """Return "fp32", "bf16" or "fp16" for `arch` on `device`, logging the choice and why."""
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision a network runs in, and a one-line note for the user when it is not the one asked for."""
+
+    name: str  # "fp32", "bf16" or "fp16"
+    note: str = ""
+
+
+def choose_precision(
+    precision: str = "auto", device: torch.device | str = "cpu", arch: str | None = None
+) -> PrecisionChoice:
+    """The precision `arch` runs in on `device` when `precision` is asked for. A precision the device cannot run
+    (or that the network is not safe in) falls back to one it can, with a note; only an unknown name raises."""
     requested = str(precision or "auto").strip().lower()
     if requested not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     device = torch.device(device)
-    name = arch or "network"
+    gpu_bf16 = device.type == "cuda" and cuda_has_bf16(device)
     if requested == "auto":
-        if device.type == "cuda" and cuda_has_bf16(device):
-            chosen, why = "bf16", "the GPU runs bf16 natively"
-        elif device.type == "cpu" and cpu_has_fast_bf16():
-            chosen, why = "bf16", "the CPU has AVX512-BF16/AMX"
-        else:
-            chosen, why = "fp32", f"no fast bf16 on {device.type}"
-        log.info("precision auto for %s on %s: %s (%s)", name, device.type, chosen, why)
-        return chosen
-    if requested == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
-        raise DeviceError("precision bf16 was requested but this GPU does not support bf16; use fp32 or fp16")
+        fast_bf16 = gpu_bf16 or (device.type == "cpu" and cpu_has_fast_bf16())
+        return PrecisionChoice("bf16" if fast_bf16 else "fp32")
+    if requested == "bf16":
+        if device.type == "cpu" and not cpu_capabilities().bf16_runs:
+            return PrecisionChoice("fp32", "bf16 is not supported by this CPU; using fp32")
+        if device.type == "cuda" and not gpu_bf16:
+            return PrecisionChoice("fp32", "bf16 is not supported by this GPU; using fp32")
     if requested == "fp16":
         if arch in FP16_UNSAFE_ARCHS:
-            fallback = "bf16" if (device.type == "cuda" and cuda_has_bf16(device)) else "fp32"
-            log.warning("fp16 is not safe for %s (its activations overflow); using %s instead", name, fallback)
-            return fallback
+            fallback = "bf16" if gpu_bf16 else "fp32"
+            return PrecisionChoice(fallback, f"fp16 is not safe for {arch} (its activations overflow); using {fallback}")
         if device.type == "cpu":
-            log.warning("fp16 is slow and poorly supported on the CPU; using fp32 for %s", name)
-            return "fp32"
-    log.info("precision for %s on %s: %s (requested)", name, device.type, requested)
-    return requested
+            return PrecisionChoice("fp32", "fp16 is not supported for inference by this CPU; using fp32")
+    return PrecisionChoice(requested)
+
+
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", arch: str | None = None) -> str:
+    """Return "fp32", "bf16" or "fp16" for `arch` on `device`; a fallback is logged as a warning with its note."""
+    choice = choose_precision(precision, device, arch)
+    if choice.note:
+        log.warning("%s", choice.note)
+    else:
+        log.info("precision %s for %s on %s: %s", precision, arch or "network", torch.device(device).type, choice.name)
+    return choice.name
+
+
+def precision_availability(device: torch.device | str = "auto") -> dict[str, str]:
+    """For each precision a user can pick: "" when `device` runs it as asked, else the reason (for the settings)."""
+    resolved = resolve_device(device)
+    return {p: choose_precision(p, resolved).note.split(";")[0] for p in PRECISIONS}
 
 
 def device_label(device: torch.device | str) -> str:
@@ -143,7 +238,12 @@ def device_label(device: torch.device | str) -> str:
 def describe(device: torch.device | str = "auto", precision: str = "auto", arch: str | None = None) -> str:
     """A short status-bar text such as "CPU, fp32" or "CUDA (NVIDIA H100), bf16"."""
     resolved = resolve_device(device)
-    return f"{device_label(resolved)}, {resolve_precision(precision, resolved, arch)}"
+    return f"{device_label(resolved)}, {choose_precision(precision, resolved, arch).name}"
+
+
+def precision_note(device: torch.device | str = "auto", precision: str = "auto", arch: str | None = None) -> str:
+    """The one-line note when `precision` cannot run as asked on `device` ("" when it can)."""
+    return choose_precision(precision, resolve_device(device), arch).note
 
 
 def busy_cpus_of_others(sample_seconds: float = 0.1) -> float | None:

@@ -114,6 +114,7 @@ class FileResult:
 class JobStarted:
     total: int  # number of files to process (inputs that failed before reading are reported as FileFinished too)
     models: tuple[str, ...]  # "name (arch xN on device)" per model in the chain
+    notes: tuple[str, ...] = ()  # one line each, e.g. "bf16 is not supported by this CPU; using fp32"
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ def load_chain(job: Job, cache: ModelCache) -> list[Any]:
 
 
 def describe_model(model: Any, precision: str = "auto") -> str:
-    """E.g. "mobilesr_x4 (mobilesr x4) on CPU, bf16". Raises `DeviceError` for a precision the device cannot run."""
+    """E.g. "mobilesr_x4 (mobilesr x4) on CPU, bf16", with the precision it runs in. `DeviceError`: unknown precision."""
     from . import devices
 
     arch = getattr(model, "arch", None)
@@ -343,6 +344,13 @@ def describe_model(model: Any, precision: str = "auto") -> str:
     if describe is not None:
         where = describe(getattr(model, "device", "cpu"), precision, arch)
     return f"{getattr(model, 'name', 'model')} ({arch} x{getattr(model, 'scale', 1)}) on {where}"
+
+
+def precision_note(model: Any, precision: str = "auto") -> str:
+    """The note when `precision` cannot run as asked for `model` on its device ("" when it can)."""
+    from . import devices
+
+    return devices.precision_note(getattr(model, "device", "cpu"), precision, getattr(model, "arch", None))
 
 
 def run_job(
@@ -372,9 +380,10 @@ def run_job(
         raise ValueError(f"the suffix must not contain a path separator: {suffix!r}")
     output_dir = Path(job.output_dir) if job.output_dir is not None else None
     described = tuple(describe_model(m, job.precision) for m in models)  # also checks the precision early
+    notes = tuple(dict.fromkeys(note for note in (precision_note(m, job.precision) for m in models) if note))
     items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix)
     total = len(items)
-    emit(JobStarted(total=total, models=described))
+    emit(JobStarted(total=total, models=described, notes=notes))
 
     results: list[FileResult] = []
     planned: set[Path] = set()

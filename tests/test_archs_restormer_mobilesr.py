@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from bench.mobilesr_baseline import MobileSRBaseline
+from enhancer.archs import mobilesr as mobilesr_module
 from enhancer.archs.mobilesr import MobileSR
+from enhancer.archs.onednn import dtype_runs_fused
 from enhancer.archs.restormer import Restormer
 from enhancer.checkpoints import model_from_state_dict
 from enhancer.detection import mobilesr as detect_mobilesr
+from enhancer.devices import cpu_capabilities
 from enhancer.detection import restormer as detect_restormer
 from enhancer.metrics import psnr_rgb, psnr_y, rgb_to_y
 
@@ -99,6 +102,13 @@ def test_mobilesr_cached_constants_follow_new_weights():
         assert (fast(x) - plain(x)).abs().max().item() <= 1e-4
 
 
+def _cpu_bf16_path() -> str:
+    """Which path MobileSR takes under CPU bf16 autocast here, from the one capability function the network asks."""
+    if dtype_runs_fused(torch.bfloat16):
+        return "native bf16 through oneDNN's fused kernels"
+    return f"the plain ops under autocast ({cpu_capabilities().bf16_why_not}: no oneDNN bf16 kernels)"
+
+
 def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
     kwargs = dict(n_feats=16, n_heads=4, ratios=[2, 2], upscaling_factor=2)
     net = _randomise(MobileSR(**kwargs), seed=5)
@@ -110,10 +120,11 @@ def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             mixed = net(x)
             plain_mixed = plain(x)
-    assert mixed.dtype == torch.float32  # the bilinear skip and the final sum stay fp32
+    path = _cpu_bf16_path()
+    assert mixed.dtype == torch.float32, path  # the bilinear skip and the final sum stay fp32
     error = (mixed - reference).abs().mean().item()
     plain_error = (plain_mixed - reference).abs().mean().item()
-    assert 0 < error <= 1.5 * plain_error
+    assert 0 < error <= 1.5 * plain_error, f"{path}: error {error:.2e}, the baseline's under autocast {plain_error:.2e}"
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -135,14 +146,17 @@ def test_mobilesr_under_a_gpu_style_autocast_keeps_the_plain_ops(scale):
 
 
 def test_mobilesr_runs_natively_in_bf16_under_cpu_autocast_and_as_a_bf16_network():
-    """Under CPU bf16 autocast the inference path converts the weights itself and turns autocast off; a network
-    converted with .to(bfloat16) takes the same path. Both stay close to fp32, and the caches follow the dtype."""
+    """Where oneDNN has bf16 kernels, CPU bf16 autocast makes the inference path convert the weights itself and turn
+    autocast off; a network converted with .to(bfloat16) takes the same path. Elsewhere both take the plain ops (the
+    fallback). Either way they stay close to fp32, and the caches follow the dtype."""
     kwargs = dict(n_feats=16, n_heads=4, ratios=[4, 2], upscaling_factor=4)
     net = _randomise(MobileSR(**kwargs), seed=6)
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(3))
+    native = cpu_capabilities().bf16_runs
     with torch.inference_mode():
         reference = net(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert (mobilesr_module._inference_dtype(x) == torch.bfloat16) == native, _cpu_bf16_path()
             mixed = net(x)
         as_bf16 = net.to(torch.bfloat16)(x.bfloat16())
         again = net.float()(x)  # back to fp32 (weights now rounded to bf16): no stale cached weights are used

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -201,3 +202,42 @@ def test_mobilesr_official_weights_reproduce_set14_psnr_through_the_cli(tmp_path
     print("Set14 x4 Y-PSNR per image:", {k: round(v, 3) for k, v in scores.items()})
     print(f"Set14 x4 mean Y-PSNR through the CLI: {mean:.4f} dB (official 28.59)")
     assert abs(mean - 28.59) <= 0.01
+
+
+@pytest.mark.parametrize(
+    "precision,without_bf16_kernels",
+    [("bf16", False), ("bf16", True), ("fp16", False)],
+    ids=["bf16-this-cpu", "bf16-no-onednn-bf16", "fp16"],
+)
+def test_a_precision_the_cpu_cannot_run_falls_back_with_a_note_and_still_writes(
+    tmp_path, precision, without_bf16_kernels
+):
+    """`ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN refuse bf16 as on an AVX2-only CPU (the AMD EPYC these machines often
+    are), on any x86-64 CPU, so the fallback is exercised here whatever this CPU is."""
+    from enhancer.devices import cpu_capabilities
+
+    env = os.environ.copy()
+    if without_bf16_kernels:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            pytest.skip("ONEDNN_MAX_CPU_ISA=AVX2 limits oneDNN on x86-64 only")
+        env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    photo = tmp_path / "photo.png"
+    Image.fromarray(smooth_rgb(32, 24)).save(photo)
+    run = subprocess.run(
+        [sys.executable, "-m", "enhancer", "--model", "own-mobilesr-x4", "--precision", precision, str(photo)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    [output] = [p for p in tmp_path.iterdir() if p != photo]
+    assert Image.open(output).size == (128, 96)
+    if precision == "fp16":
+        expected_note = "fp16 is not supported for inference by this CPU; using fp32"
+    elif without_bf16_kernels or not cpu_capabilities().bf16_runs:
+        expected_note = "bf16 is not supported by this CPU; using fp32"
+    else:
+        expected_note = None  # this CPU runs bf16: no note, and bf16 is what runs
+    if expected_note:
+        assert run.stderr.count(expected_note) == 1, run.stderr
+        assert "RuntimeError" not in run.stderr and "on CPU, fp32" in run.stderr, run.stderr
+    else:
+        assert "not supported" not in run.stderr and "on CPU, bf16" in run.stderr, run.stderr

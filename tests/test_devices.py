@@ -50,16 +50,71 @@ def test_auto_precision_on_cpu_follows_native_bf16(caplog, monkeypatch):
         assert f"precision auto for mobilesr on cpu: {expected}" in caplog.text
 
 
-def test_cpu_bf16_detection_reads_the_real_flags():
-    flags = ""
+def _bf16_kernels_run() -> tuple[bool, str]:
+    """Run oneDNN's bf16 convolution and GEMM for real; (ran, the error text when they did not)."""
+    x, weight = torch.rand(1, 8, 6, 6).bfloat16(), torch.rand(8, 8, 3, 3).bfloat16()
+    try:
+        with torch.inference_mode():
+            torch.ops.aten.mkldnn_convolution(x, weight, None, [1, 1], [1, 1], [1, 1], 1)
+            torch.ops.mkldnn._linear_pointwise(
+                torch.rand(4, 8).bfloat16(), torch.rand(3, 8).bfloat16(), None, "none", [], ""
+            )
+    except RuntimeError as exc:
+        return False, str(exc).splitlines()[0]
+    return True, ""
+
+
+def _cpu_flags() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
+            return next((line for line in f if line.startswith("flags")), "") + " "
     except OSError:
-        pytest.skip("no /proc/cpuinfo on this system")
-    has_flag = " avx512_bf16" in flags or " amx_bf16" in flags
-    has_amx = "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper()
-    assert devices.cpu_has_fast_bf16() == (has_flag or has_amx)
+        return ""
+
+
+def test_cpu_capabilities_agree_with_what_actually_runs():
+    caps = devices.cpu_capabilities()
+    runs, error = _bf16_kernels_run()
+    what = f"a bf16 convolution {'ran' if runs else 'raised ' + repr(error)}"
+    assert caps.bf16_runs == runs, f"cpu_capabilities says {caps.summary()}, but {what}"
+    if not runs:
+        assert caps.bf16_why_not and not caps.bf16_fast, caps
+    flags = _cpu_flags()
+    if flags:
+        native = " avx512_bf16 " in flags or " amx_bf16 " in flags or "AMX" in caps.isa
+        assert caps.bf16_fast == (runs and native), f"{caps.summary()}; {what}; native bf16 flags: {native}"
+    with torch.inference_mode():  # oneDNN's fused fp32 kernels, which the networks' fast paths call
+        fused = torch.ops.mkldnn._convolution_pointwise(
+            torch.rand(1, 4, 5, 5), torch.rand(4, 1, 3, 3), None, [1, 1], [1, 1], [1, 1], 4, "none", [], ""
+        )
+    assert caps.onednn_fused_ops and fused.shape == (1, 4, 5, 5), caps
+
+
+def test_requested_bf16_runs_where_the_cpu_can_and_falls_back_with_a_note_elsewhere(caplog):
+    caps = devices.cpu_capabilities()
+    with caplog.at_level(logging.WARNING, logger="enhancer.devices"):
+        chosen = resolve_precision("bf16", "cpu", "mobilesr")
+    if caps.bf16_runs:
+        assert chosen == "bf16" and not caplog.text, f"this CPU runs bf16 ({caps.summary()})"
+    else:
+        assert chosen == "fp32", f"this CPU has no bf16 kernels ({caps.bf16_why_not}): bf16 must fall back"
+        assert "bf16 is not supported by this CPU; using fp32" in caplog.text
+
+
+def test_bf16_fallback_on_a_cpu_without_bf16_kernels(monkeypatch):
+    """The rule itself, on any machine: a CPU like the AVX2-only AMD EPYC (capabilities as that CPU reports them)."""
+    avx2_only = devices.CpuCapabilities("AVX2", True, False, False, "the CPU has neither AVX512BW+VL+DQ nor AVX-NE-CONVERT")
+    monkeypatch.setattr(devices, "cpu_capabilities", lambda: avx2_only)
+    assert devices.choose_precision("auto", "cpu", "swinir") == devices.PrecisionChoice("fp32")
+    assert devices.choose_precision("bf16", "cpu", "swinir") == devices.PrecisionChoice(
+        "fp32", "bf16 is not supported by this CPU; using fp32"
+    )
+    assert devices.precision_availability("cpu") == {
+        "auto": "", "fp32": "", "bf16": "bf16 is not supported by this CPU",
+        "fp16": "fp16 is not supported for inference by this CPU",
+    }
+    assert describe("cpu", "bf16") == "CPU, fp32"
+    assert devices.precision_note("cpu", "bf16") == "bf16 is not supported by this CPU; using fp32"
 
 
 def test_fp16_is_never_used_for_swinir(caplog):
@@ -67,7 +122,8 @@ def test_fp16_is_never_used_for_swinir(caplog):
         assert resolve_precision("fp16", "cpu", "swinir") in ("fp32", "bf16")
     assert "not safe for swinir" in caplog.text
     assert resolve_precision("fp32", "cpu", "swinir") == "fp32"
-    assert resolve_precision("bf16", "cpu", "swinir") == "bf16"
+    expected = "bf16" if devices.cpu_capabilities().bf16_runs else "fp32"
+    assert resolve_precision("bf16", "cpu", "swinir") == expected, devices.cpu_capabilities().summary()
 
 
 def test_describe_names_device_and_precision():

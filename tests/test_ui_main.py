@@ -224,3 +224,36 @@ def test_a_file_that_is_not_a_photo_gives_a_readable_error(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: bool(window.last_error), timeout=20000)
     assert "notes.png" in window.last_error and "Traceback" not in window.last_error
     assert not window.compare.has_before()
+
+
+def test_bf16_on_a_cpu_without_bf16_kernels_runs_fp32_and_says_so(qtbot, tmp_path, monkeypatch):
+    """The status bar and the settings tell the user; the photo is still enhanced. The CPU is made to report what an
+    AVX2-only CPU reports (the capabilities cannot be changed in a running process otherwise)."""
+    from enhancer import devices
+    from ui.settings_dialog import SettingsDialog
+
+    avx2_only = devices.CpuCapabilities("AVX2", True, False, False, "the CPU has neither AVX512BW+VL+DQ nor AVX-NE-CONVERT")
+    monkeypatch.setattr(devices, "cpu_capabilities", lambda: avx2_only)
+    settings = Settings.load()
+    settings.precision, settings.device = "bf16", "cpu"
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    texts = [dialog.precision_combo.itemText(i) for i in range(dialog.precision_combo.count())]
+    assert "bf16 (bf16 is not supported by this CPU; fp32 is used)" in texts
+    assert dialog.precision_combo.currentData() == "bf16"  # still offered, and still the user's choice
+    dialog.apply(settings)
+    assert settings.precision == "bf16"
+
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: "…" not in win.device_label.text(), timeout=10000)
+    assert win.device_label.text() == "Device: CPU, fp32 (bf16 is not supported by this CPU; using fp32)"
+    open_photo(qtbot, win, write_photo(tmp_path / "lake.png", 32, 24))
+    assert win.select_model("own-mobilesr-x4")
+    with qtbot.waitSignal(win.jobEnded, timeout=120000) as ended:
+        win.enhance_action.trigger()
+    assert ended.args == ["ok"], win.last_error
+    assert win.progress_label.text().endswith("· bf16 is not supported by this CPU; using fp32")
+    assert "Device: CPU, fp32" in win.device_label.text()
+    win.close()

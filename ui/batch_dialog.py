@@ -214,11 +214,11 @@ class BatchDialog(QDialog):
         for widget in (self.folder_edit, self.recursive_check, self.model_list, self.output, self.skip_check):
             widget.setEnabled(not running)
 
-    def _started(self, total: int, models) -> None:
+    def _started(self, total: int, models, notes=()) -> None:
         self._files_total = total
         self.overall_progress.setRange(0, max(1, total))
         self.overall_progress.setValue(0)
-        self.summary_label.setText(f"{total} photo(s) with " + " + ".join(models))
+        self.summary_label.setText(f"{total} photo(s) with " + " + ".join(models) + "".join(f"\n{n}" for n in notes))
         if total == 0:
             self.overall_progress.setRange(0, 1)
 

@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.photo_path: Path | None = None
         self.last_output: Path | None = None
         self._job: JobRunnable | None = None
+        self._job_notes: tuple[str, ...] = ()  # the running job's precision fallbacks, shown again when it is saved
         self._helpers: set[CallRunnable] = set()
         self._load_token = 0
         self._eta = EtaEstimator()
@@ -408,11 +409,12 @@ class MainWindow(QMainWindow):
         elif box.clickedButton() is import_file:
             self.open_model_manager(import_file=True)
 
-    def _job_started(self, total: int, models) -> None:
-        self.progress_label.setText("Enhancing with " + ", ".join(models))
+    def _job_started(self, total: int, models, notes=()) -> None:
+        self.progress_label.setText("Enhancing with " + ", ".join(models) + "".join(f" · {n}" for n in notes))
         if models and " on " in models[0]:
             # The engine's own words for where this model runs, e.g. "CPU, bf16" (precision depends on the model).
             self.device_label.setText("Device: " + models[0].rsplit(" on ", 1)[1])
+        self._job_notes = tuple(notes)
 
     def _tile_progress(self, index: int, done: int, total: int) -> None:
         if total <= 0:
@@ -440,6 +442,7 @@ class MainWindow(QMainWindow):
             image, levels = preview
             self.compare.set_after(image, levels)
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
+        notes += "".join(f" · {n}" for n in self._job_notes)
         self.progress_label.setText(f"Saved {self.last_output.name} in {result.seconds:.1f} s{notes}")
         self._update_enabled()
         self.jobEnded.emit("ok")

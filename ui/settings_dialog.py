@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -86,8 +87,11 @@ class SettingsDialog(QDialog):
         self.device_combo.setCurrentText(settings.device)
         form.addRow("Device:", self.device_combo)
         self.precision_combo = QComboBox(self)
-        self.precision_combo.addItems(PRECISIONS)
-        self.precision_combo.setCurrentText(settings.precision)
+        for precision in PRECISIONS:
+            self.precision_combo.addItem(precision, precision)
+        self._mark_precisions()
+        self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(settings.precision)))
+        self.device_combo.currentTextChanged.connect(self._mark_precisions)
         form.addRow("Precision:", self.precision_combo)
         self.tile_combo = QComboBox(self)
         self.tile_combo.setEditable(True)
@@ -106,9 +110,25 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    def _mark_precisions(self) -> None:
+        """Every precision stays on offer; one the chosen device cannot run is marked, e.g. "bf16 (not supported by
+        this CPU; fp32 is used)"."""
+        from enhancer import devices
+        from enhancer.errors import EnhancerError
+
+        try:
+            missing = devices.precision_availability(self.device_combo.currentText())
+        except EnhancerError:  # a device that is not there says so in the status bar; nothing to mark here
+            missing = {}
+        for index in range(self.precision_combo.count()):
+            precision = self.precision_combo.itemData(index)
+            why = missing.get(precision, "")
+            self.precision_combo.setItemText(index, f"{precision} ({why}; fp32 is used)" if why else precision)
+            self.precision_combo.setItemData(index, why or None, Qt.ItemDataRole.ToolTipRole)
+
     def apply(self, settings: Settings) -> None:
         settings.device = self.device_combo.currentText()
-        settings.precision = self.precision_combo.currentText()
+        settings.precision = self.precision_combo.currentData()
         tile = self.tile_combo.currentText().strip()
         settings.tile = tile if tile.isdigit() and int(tile) >= 16 else "auto"
         settings.skip_existing = self.skip_check.isChecked()

@@ -30,7 +30,7 @@ def readable_error(exc: BaseException) -> str:
 
 
 class JobSignals(QObject):
-    job_started = Signal(int, object)  # number of files, model descriptions
+    job_started = Signal(int, object, object)  # number of files, model descriptions, notes (precision fallbacks)
     file_started = Signal(int, int, str)  # index (1-based), total, input path
     tile_progress = Signal(int, int, int)  # file index, tiles done, tiles total
     file_finished = Signal(int, int, object)  # index, total, FileResult
@@ -59,7 +59,7 @@ class JobRunnable(QRunnable):
         from enhancer import pipeline
 
         if isinstance(event, pipeline.JobStarted):
-            self.signals.job_started.emit(event.total, event.models)
+            self.signals.job_started.emit(event.total, event.models, event.notes)
         elif isinstance(event, pipeline.FileStarted):
             self.signals.file_started.emit(event.index, event.total, str(event.input))
         elif isinstance(event, pipeline.TileProgress):
@@ -126,6 +126,9 @@ def load_photo_with_levels(path: str | Path):
 
 
 def describe_device(device: str, precision: str) -> str:
+    """E.g. "CPU, fp32", followed by the fallback note when the chosen precision cannot run here."""
     from enhancer import devices
 
-    return devices.describe(device, precision)
+    text = devices.describe(device, precision)
+    note = devices.precision_note(device, precision)
+    return f"{text} ({note})" if note else text

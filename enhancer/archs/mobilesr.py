@@ -13,8 +13,8 @@ not arithmetic. The inference path therefore:
     by one batched GEMM and added into the bilinear skip as shifted slices;
   - runs every wide intermediate (qkv, the MLP and ResBlock hidden layers, the sub-pixel maps) in row bands of about
     `BAND_BYTES`, so a large tile costs a few feature maps of memory, not a dozen wide ones;
-  - under bf16 autocast on the CPU, runs natively in bf16 (weights converted once, autocast off, oneDNN's fused bf16
-    ops), with the norms and the attention in fp32 and the bilinear skip and the sum in the input's precision.
+  - under bf16 autocast on a CPU whose oneDNN has bf16 kernels, runs natively in bf16 (weights converted once,
+    autocast off, oneDNN's fused bf16 ops), with the norms and the attention in fp32 and the bilinear skip and the sum in the input's precision.
 With autograd enabled (training) a plain, differentiable path with the same results is used instead.
 The network zero-pads each attention input to a multiple of the window internally, as the official code does.
 """
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .onednn import fused_ops_usable
+from .onednn import dtype_runs_fused, fused_ops_usable
 from .onednn import nchw as _nchw
 from .onednn import nhwc as _nhwc
 
@@ -506,9 +506,15 @@ def _tap_shifts(r: int, d: int) -> list[tuple[slice, slice, int]]:
 
 
 def _inference_dtype(x: torch.Tensor) -> torch.dtype:
-    """bf16 under bf16 autocast on the CPU, where the network runs natively in bf16 (weights converted once, norms
-    and attention scores in fp32, the bilinear skip and the output in the input's dtype); otherwise x's dtype."""
-    if x.device.type == "cpu" and _autocasting(x) and _autocast_dtype("cpu") == torch.bfloat16:
+    """bf16 under bf16 autocast on a CPU whose oneDNN has bf16 kernels, where the network runs natively in bf16
+    (weights converted once, norms and attention scores in fp32, the bilinear skip and the output in the input's
+    dtype); otherwise x's dtype (elsewhere autocast runs the plain ops)."""
+    if (
+        x.device.type == "cpu"
+        and _autocasting(x)
+        and _autocast_dtype("cpu") == torch.bfloat16
+        and dtype_runs_fused(torch.bfloat16)
+    ):
         return torch.bfloat16
     return x.dtype
 

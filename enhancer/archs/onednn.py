@@ -5,19 +5,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _available() -> bool:
-    try:
-        return (
-            torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
-AVAILABLE = _available()
+from ..devices import cpu_capabilities
 
 
 def _compiling() -> bool:
@@ -26,17 +14,27 @@ def _compiling() -> bool:
 
 
 def fused_ops_usable(x: torch.Tensor, dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> bool:
-    """True for CPU inference on `x` in one of `dtypes`: no autograd (the fused ops have no backward), no autocast
-    (it picks each op's precision itself) and no torch.compile tracing (inductor fuses the plain ops itself and
-    cannot lower these)."""
+    """True for CPU inference on `x` in one of `dtypes` where this CPU runs the fused kernels in that dtype (bf16
+    only where oneDNN has bf16 kernels), with no autograd (the fused ops have no backward), no autocast (it picks
+    each op's precision itself) and no torch.compile tracing (inductor fuses the plain ops itself and cannot lower
+    these)."""
     return (
-        AVAILABLE
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype in dtypes
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
         and not _compiling()
+        and dtype_runs_fused(x.dtype)
     )
+
+
+def dtype_runs_fused(dtype: torch.dtype) -> bool:
+    """Whether this CPU runs oneDNN's fused kernels in `dtype` (fp32 on any x86-64; bf16 needs AVX-512 or
+    AVX-NE-CONVERT, see `devices.cpu_capabilities`)."""
+    caps = cpu_capabilities()
+    if not caps.onednn_fused_ops:
+        return False
+    return dtype == torch.float32 or (dtype == torch.bfloat16 and caps.bf16_runs)
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import build_network
+from ..devices import cpu_has_fast_bf16
 from .data import ImageCache, prepare_cache, sample_hr_patches
 from .degradations import bicubic_hr_size, make_pairs
 
@@ -77,18 +78,6 @@ def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
     if name == "charbonnier":
         return charbonnier
     raise ValueError(f"unknown loss {name!r} (choose l1 or charbonnier)")
-
-
-def bf16_is_fast() -> bool:
-    """bf16 autocast on the CPU can pay off only with native bf16 instructions (AVX512-BF16 or AMX).
-
-    Even then it did not for MobileSR with torch 2.13: its depth-wise (grouped) convolutions have no fast bf16 CPU
-    kernel and fall back to a per-group loop (`_slow_conv2d`), so `bf16` is off by default and opt-in."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class EMA:
@@ -222,7 +211,9 @@ def run(config: TrainConfig, checkpoint: str | os.PathLike, *, resume: bool = Tr
     config = state.config
     torch.set_num_threads(max(1, int(config.threads)))
     device = torch.device(device)
-    use_bf16 = bool(config.bf16) and (device.type == "cuda" or (device.type == "cpu" and bf16_is_fast()))
+    # On the CPU, bf16 autocast can pay off only with native bf16 (AVX512-BF16 or AMX); even then it did not for
+    # MobileSR with torch 2.13 (its depth-wise convolutions have no fast bf16 CPU kernel), so `bf16` is opt-in.
+    use_bf16 = bool(config.bf16) and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
     cache = prepare_cache(config.train_dirs, cache_dir, min_size=bicubic_hr_size(config.lr_patch, config.scale))
     loss_fn = loss_function(config.loss)
     log = open(log_path, "a", encoding="utf-8") if log_path else None
