@@ -75,7 +75,7 @@ def _manifest_kwargs(name: str) -> dict:
 
 def _official_swinir_state(net: nn.Module, kwargs: dict) -> dict[str, torch.Tensor]:
     """Our state dict plus the buffers the official files carry, so that spandrel loads it strictly."""
-    from enhancer.archs.swinir import MASK_VALUE, _region_ids, relative_position_index
+    from enhancer.archs.swinir.network import MASK_VALUE, _region_ids, relative_position_index
 
     state = dict(net.state_dict())
     window, size = kwargs["window_size"], kwargs["img_size"]

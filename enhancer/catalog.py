@@ -27,13 +27,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from .archs import arch_ids
 from .checkpoints import CHECKPOINT_SUFFIXES
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
 TASKS = ("sr", "denoise", "jpeg", "deblur", "derain", "defocus")
-ARCHS = ("swinir", "restormer", "mobilesr")
 APP_NAME = "photo-enhancer"
 STORE_INDEX = "store.json"
 STORE_INDEX_VERSION = 1
@@ -159,8 +159,8 @@ def _entry_from_mapping(raw: Mapping[str, Any], licenses: Mapping[str, Any], whe
         raise fail("the id must be lowercase letters, digits and dashes")
     if raw["task"] not in TASKS:
         raise fail(f"task {raw['task']!r} is not one of {', '.join(TASKS)}")
-    if raw["arch"] not in ARCHS:
-        raise fail(f"arch {raw['arch']!r} is not one of {', '.join(ARCHS)}")
+    if raw["arch"] not in arch_ids():
+        raise fail(f"arch {raw['arch']!r} is not one of {', '.join(arch_ids())}")
     scale = raw["scale"]
     if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= 16:
         raise fail(f"scale {scale!r} must be a whole number from 1 to 16")

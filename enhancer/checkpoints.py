@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from .archs import ArchSpec, detect, get_spec, specs
 from .errors import ModelError
 
 # Containers used by the official training codes, in the order they are preferred.
@@ -36,24 +37,28 @@ class Model:
     name: str = "model"
     source: Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    spec: ArchSpec | None = None  # the network family's spec; looked up from `arch` when not given
+
+    def __post_init__(self) -> None:
+        if self.spec is None:
+            self.spec = specs().get(self.arch, UNKNOWN_NETWORK)
 
     @property
     def window(self) -> int:
         """The grid that tile origins snap to: the attention window of the network."""
-        if self.arch == "swinir":
-            return int(self.config.get("window_size", 8))
-        if self.arch == "mobilesr":
-            return int(self.config.get("window_size", 8))
-        return 8
+        return int(self.spec.window(self.config))
 
     @property
     def pad_multiple(self) -> int:
         """Input H and W are reflect-padded to a multiple of this before the forward pass (1: none needed)."""
-        if self.arch == "swinir":
-            return self.window
-        if self.arch == "restormer":
-            return 8
-        return 1  # MobileSR pads inside the network
+        return int(self.spec.pad_multiple(self.config))
+
+
+# A network built outside the registry (a test's, or a caller's own module): tiles on an 8-pixel grid, no padding.
+UNKNOWN_NETWORK = ArchSpec(
+    id="custom", title="a custom network", build=lambda config: nn.Identity(), detect=lambda state: None,
+    signature_keys=(), tasks=(), window=lambda config: 8,
+)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -128,19 +133,7 @@ def _is_tensor_dict(state: Mapping) -> bool:
 
 def build_network(arch: str, config: Mapping[str, Any]) -> nn.Module:
     """Construct a network from its official constructor arguments."""
-    if arch == "swinir":
-        from .archs.swinir import SwinIR
-
-        return SwinIR(**config)
-    if arch == "restormer":
-        from .archs.restormer import Restormer
-
-        return Restormer(**config)
-    if arch == "mobilesr":
-        from .archs.mobilesr import MobileSR
-
-        return MobileSR(**config)
-    raise ModelError(f"unknown architecture {arch!r}")
+    return get_spec(arch).build(config)
 
 
 def model_from_state_dict(
@@ -152,13 +145,12 @@ def model_from_state_dict(
     device: torch.device | str = "cpu",
 ) -> Model:
     """Detect the architecture of a state dict, build its network, load it strictly and move it to `device`."""
-    from .detection import detect
-
     where = str(source) if source else name
     found = detect(state, where)
-    net = build_network(found.arch, found.config)
+    spec = get_spec(found.arch)
+    net = spec.build(found.config)
     wanted = set(net.state_dict().keys())
-    weights = {k: v for k, v in state.items() if k in wanted or not k.endswith(found.ignored_suffixes)}
+    weights = {k: v for k, v in state.items() if k in wanted or not k.endswith(spec.ignored_buffer_suffixes)}
     try:
         net.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
@@ -177,6 +169,7 @@ def model_from_state_dict(
         name=name,
         source=source,
         device=device,
+        spec=spec,
     )
 
 

@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Networks whose activations overflow the fp16 range.
-FP16_UNSAFE_ARCHS = frozenset({"swinir"})
 
 
 def mps_available() -> bool:
@@ -201,12 +199,20 @@ def choose_precision(
         if device.type == "cuda" and not gpu_bf16:
             return PrecisionChoice("fp32", "bf16 is not supported by this GPU; using fp32")
     if requested == "fp16":
-        if arch in FP16_UNSAFE_ARCHS:
+        if not _fp16_safe(arch):
             fallback = "bf16" if gpu_bf16 else "fp32"
             return PrecisionChoice(fallback, f"fp16 is not safe for {arch} (its activations overflow); using {fallback}")
         if device.type == "cpu":
             return PrecisionChoice("fp32", "fp16 is not supported for inference by this CPU; using fp32")
     return PrecisionChoice(requested)
+
+
+def _fp16_safe(arch: str | None) -> bool:
+    """What the network's spec says (SwinIR's activations overflow fp16); an unknown network is taken as safe."""
+    from .archs import specs
+
+    spec = specs().get(arch or "")
+    return spec is None or spec.fp16_safe
 
 
 def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", arch: str | None = None) -> str:

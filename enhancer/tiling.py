@@ -152,7 +152,7 @@ def tile_grid(model) -> int:
 
 def default_overlap(model) -> int:
     """Pixels of blended span shared by neighbouring tiles when the caller does not say: two windows."""
-    return 2 * max(1, int(model.window)) if model.arch in ("mobilesr", "swinir") else 16
+    return int(model.spec.default_overlap(model.config))
 
 
 def context_for(model) -> int:
@@ -170,29 +170,7 @@ def context_for(model) -> int:
 
 def bytes_per_pixel(model, precision: str = "fp32") -> float:
     """Estimated peak bytes of one forward pass per input pixel of a tile (activations, not weights)."""
-    config = model.config or {}
-    scale = max(1, int(model.scale))
-    if model.arch == "mobilesr":
-        feats = int(config.get("n_feats", 40))
-        heads = int(config.get("n_heads", 8))
-        window = int(config.get("window_size", 8))
-        hidden = feats * max(config.get("ratios") or [4])
-        floats = 2 * feats * scale * scale + 2 * heads * window**2 + 3 * hidden + 8 * feats
-    elif model.arch == "swinir":
-        dim = int(config.get("embed_dim", 96))
-        heads = max(config.get("num_heads") or [6])
-        window = int(config.get("window_size", 8))
-        mlp = float(config.get("mlp_ratio", 2.0))
-        upsampler = config.get("upsampler", "")
-        feat = dim if upsampler == "pixelshuffledirect" else 64
-        up = 2 * feat * scale * scale if scale > 1 else 0
-        floats = 3 * heads * window**2 + (6 + 2 * mlp) * dim + up + 2 * feat
-    elif model.arch == "restormer":
-        dim = int(config.get("dim", 48))
-        ffn = float(config.get("ffn_expansion_factor", 2.66))
-        floats = (8 * ffn + 12) * dim
-    else:
-        floats = 2048
+    floats = model.spec.floats_per_pixel(model.config or {}, max(1, int(model.scale)))
     element = 4 if precision == "fp32" else 2
     # Mixed precision keeps fp32 copies around some ops, so half precision saves less than half.
     factor = 1.0 if precision == "fp32" else 0.7
@@ -205,10 +183,10 @@ def auto_tile_size(model, device: torch.device, precision: str, image_hw: tuple[
     free = free_memory_bytes(device)
     if device.type == "cpu":
         budget = (free - reserve) * 0.4  # leave room for the rest of the machine
-        cap = 512 if model.arch != "restormer" else 1024
+        cap = model.spec.max_tile_cpu
     else:
         budget = free * 0.7
-        cap = 1024 if model.arch != "restormer" else 4096
+        cap = model.spec.max_tile_gpu
     per_pixel = bytes_per_pixel(model, precision) * _channel_batch(model, 3)
     side = int(math.sqrt(max(budget, 0) / per_pixel)) if per_pixel > 0 else cap
     side = max(min(side, cap), 4 * grid)

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from bench.mobilesr_baseline import MobileSRBaseline
-from enhancer.archs import mobilesr as mobilesr_module
+from enhancer.archs.mobilesr import network as mobilesr_module
 from enhancer.archs.mobilesr import MobileSR
 from enhancer.archs.onednn import dtype_runs_fused
 from enhancer.archs.restormer import Restormer
 from enhancer.checkpoints import model_from_state_dict
-from enhancer.detection import mobilesr as detect_mobilesr
+from enhancer.archs.mobilesr import detect as detect_mobilesr
 from enhancer.devices import cpu_capabilities
-from enhancer.detection import restormer as detect_restormer
+from enhancer.archs.restormer import detect as detect_restormer
 from enhancer.metrics import psnr_rgb, psnr_y, rgb_to_y
 
 SMALL_RESTORMER = dict(dim=8, num_blocks=[1, 2, 1, 1], num_refinement_blocks=1, heads=[1, 2, 2, 4])
@@ -64,7 +64,7 @@ def test_mobilesr_fast_path_matches_frozen_baseline(scale, ratios, size):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_mobilesr_row_bands_match_the_whole_tensor_pass(monkeypatch, band_bytes, min_rows, scale):
     """Large tiles run attention, MLP, ResBlock and upsampling in row bands; the result must not change."""
-    from enhancer.archs import mobilesr as module
+    from enhancer.archs.mobilesr import network as module
 
     kwargs = dict(n_feats=16, n_heads=4, ratios=[4, 2], upscaling_factor=scale)
     fast = _randomise(MobileSR(**kwargs), seed=7)

@@ -12,6 +12,7 @@ import torch
 
 from conftest import GOLDEN, MOBILESR_WEIGHTS, need_shared
 from enhancer import ModelError, catalog, load_model
+from enhancer.archs import arch_ids
 from enhancer.checkpoints import build_network
 from enhancer.download import config_differences
 
@@ -84,7 +85,7 @@ def test_entries_are_consistent_and_stay_inside_the_store():
         assert e.filename == e.url.rsplit("/", 1)[-1], e.id  # the store keeps the official file name
         assert catalog.check_filename(e.filename) == e.filename
         assert catalog.store_file(e.filename).parent == catalog.model_store()
-        assert e.task in catalog.TASKS and e.arch in catalog.ARCHS
+        assert e.task in catalog.TASKS and e.arch in arch_ids()
         assert (e.scale == 1) == (e.task != "sr"), e.id
         assert e.license_notice, e.id
         if e.arch == "swinir":
@@ -129,7 +130,7 @@ def test_each_entry_config_builds_its_network(entry):
 @pytest.mark.parametrize("entry", official_entries(), ids=lambda e: e.id)
 def test_detection_of_each_entry_returns_its_config(entry):
     """A zero checkpoint shaped like the entry (official keys where a manifest exists) is detected as that entry."""
-    from enhancer.detection import detect
+    from enhancer.archs import detect
 
     official = [
         m for m in manifests().values() if m["arch"] == entry.arch and same_config(entry.config, m["official_kwargs"])

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from enhancer import ModelError, load_model
 from enhancer.checkpoints import read_state_dict, unwrap_state_dict
-from enhancer.detection import swinir as swinir_detection
+from enhancer.archs.swinir import detect as swinir_detection
 from enhancer.archs.swinir import SwinIR
 
 TINY_SWINIR = dict(upscale=2, in_chans=3, img_size=16, window_size=8, img_range=1.0, depths=[2], embed_dim=12,

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from enhancer import load_model
-from enhancer.detection.swinir import IGNORED_SUFFIXES as SWINIR_BUFFERS
+from enhancer.archs.swinir.detect import IGNORED_SUFFIXES as SWINIR_BUFFERS
 
 from conftest import GOLDEN
 
@@ -116,7 +116,7 @@ def _same(detected, official) -> bool:
 
 def test_swinir_masks_are_built_once_per_size_and_stay_correct(monkeypatch):
     """Shift masks are cached per input size: a repeated size builds nothing, and switching sizes stays exact."""
-    from enhancer.archs import swinir as swinir_module
+    from enhancer.archs.swinir import network as swinir_module
 
     kwargs = dict(upscale=2, in_chans=3, img_size=32, window_size=8, img_range=1.0, depths=[2, 2], embed_dim=12,
                   num_heads=[2, 3], mlp_ratio=2.0, upsampler="pixelshuffle", resi_connection="1conv")
@@ -143,7 +143,7 @@ def test_swinir_masks_are_built_once_per_size_and_stay_correct(monkeypatch):
 
 def test_swinir_window_attention_official_signature_matches_plain_math():
     """WindowAttention(windows, mask) computes softmax(q·kᵀ·scale + bias + mask)·v like the official module."""
-    from enhancer.archs.swinir import WindowAttention, relative_position_index
+    from enhancer.archs.swinir.network import WindowAttention, relative_position_index
 
     torch.manual_seed(2)
     attention = WindowAttention(dim=12, window_size=4, num_heads=3).eval()

@@ -9,7 +9,7 @@ Differences from the official code that do not change the result:
   additive float mask. In shifted blocks only the last row and column of windows have a mask at all, so those windows
   are attended separately and all inner windows share one small (heads, N, N) bias.
 - `relative_position_index` and `attn_mask` are not parameters and are not in `state_dict()`; the loader drops
-  those official buffers (see `enhancer.detection.swinir.IGNORED_SUFFIXES`).
+  those official buffers (see `enhancer.archs.swinir.detect.IGNORED_SUFFIXES`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from . import Detected
+from ..spec import Detected
 
 ARCH = "mobilesr"
 SIGNATURE_KEYS = ("head.weight", "body.layers.0.0.attn.qkv.weight", "body.layers.0.1.net.0.weight", "fuse.weight",

@@ -7,7 +7,7 @@ import re
 
 import torch
 
-from . import Detected
+from ..spec import Detected
 
 ARCH = "restormer"
 SIGNATURE_KEYS = ("patch_embed.proj.weight", "down1_2.body.0.weight", "up2_1.body.0.weight", "output.weight")

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .onednn import fused_ops_usable
-from .onednn import nchw as _nchw
-from .onednn import nhwc as _nhwc
+from ..onednn import fused_ops_usable
+from ..onednn import nchw as _nchw
+from ..onednn import nhwc as _nhwc
 
 LAYER_NORM_EPS = 1e-5
 NORMALIZE_EPS = 1e-12  # F.normalize's default, as in the official attention

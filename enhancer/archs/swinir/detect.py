@@ -7,7 +7,7 @@ import re
 
 import torch
 
-from . import Detected
+from ..spec import Detected
 
 ARCH = "swinir"
 SIGNATURE_KEYS = (
@@ -105,7 +105,6 @@ def _detect(state: dict[str, torch.Tensor]) -> Detected | None:
         scale=upscale,
         in_channels=in_chans,
         out_channels=in_chans,
-        ignored_suffixes=IGNORED_SUFFIXES,
     )
 
 

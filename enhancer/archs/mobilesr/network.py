@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .onednn import dtype_runs_fused, fused_ops_usable
-from .onednn import nchw as _nchw
-from .onednn import nhwc as _nhwc
+from ..onednn import dtype_runs_fused, fused_ops_usable
+from ..onednn import nchw as _nchw
+from ..onednn import nhwc as _nhwc
 
 LEAKY_SLOPE = 0.2
 # Inference runs its widest tensors in row bands of about this size: large enough that per-op overhead and the
