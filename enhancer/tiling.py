@@ -239,6 +239,7 @@ class _Job:
     batch: int
     out_channels: int  # channels of the colour part of the result
     compile: bool = False  # through torch.compile (see enhancer.compilation)
+    net: Any = None  # what runs the tiles: the network, or its spec's inference fast path for this device
     known_failing: int | None = None  # smallest tile side that ran out of memory
     retries: int = field(default=0)
 
@@ -262,7 +263,7 @@ class _Job:
         x = x.to(self.device, non_blocking=True).contiguous()
         x = _pad_to_multiple(x, int(self.model.pad_multiple))
         with torch.inference_mode(), self.autocast():
-            y = run_network(self.model.net, x, self.compile)
+            y = run_network(self.net, x, self.compile)
         expected = (height * self.scale, width * self.scale)
         if y.shape[-2] < expected[0] or y.shape[-1] < expected[1]:
             raise EnhancerError(
@@ -468,8 +469,10 @@ def enhance(
         "enhance %s: %d×%d ×%d on %s/%s, tile %d, overlap %d, context %d, %d tiles, batch %d",
         model.name, width, height, scale, device.type, chosen, side, overlap, context, total, batch,
     )
+    net = model.net if compile else model.spec.for_inference(model.net, device)  # compile traces the plain network
     job = _Job(
-        model, color, device, chosen, scale, grid, overlap, context, batch, out_channels=color_channels, compile=compile
+        model, color, device, chosen, scale, grid, overlap, context, batch, out_channels=color_channels,
+        compile=compile, net=net,
     )
 
     done = 0
