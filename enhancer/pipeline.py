@@ -29,9 +29,9 @@ from typing import Any, Callable, Iterable, Protocol
 
 from .errors import Cancelled, EnhancerError, ModelError
 from .imageio import FORMAT_NAMES, IMAGE_EXTENSIONS, output_extension, output_format, read_photo, write_photo
+from .options import OUTPUT_FORMATS
 
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
-OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tiff")
 DEFAULT_SUFFIX = "_{model}_x{scale}"
 
 
@@ -319,7 +319,7 @@ def load_chain(job: Job, cache: ModelCache) -> list[Any]:
     sources = list(job.models)
     if not sources:
         try:
-            from .catalog import default_model_id
+            from .store import default_model_id
         except ImportError:
             raise ModelError("no model given and no model catalog is available; name one with --model") from None
         sources = [default_model_id()]
@@ -396,17 +396,12 @@ def run_job(
             continue
         emit(FileStarted(index, total, item.path))
         t0 = time.monotonic()
-        notes: list[str] = []
         try:
-            result = _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel, notes)
+            result = _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel)
         except Cancelled:
             raise _cancelled(results) from None
-        except EnhancerError as exc:
-            result = FileResult(item.path, "failed", error=_one_line(str(exc), item.path))
-        except MemoryError:
-            result = FileResult(item.path, "failed", error=f"{item.path}: out of memory (try a smaller --tile)")
         except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
-            result = FileResult(item.path, "failed", error=_one_line(f"{type(exc).__name__}: {exc}", item.path))
+            result = result_from_error(item.path, exc)
         result.seconds = time.monotonic() - t0
         results.append(result)
         emit(FileFinished(index, total, result))
@@ -414,7 +409,46 @@ def run_job(
     return results
 
 
-def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel, notes) -> FileResult:
+def result_from_error(path: Path, exc: BaseException) -> FileResult:
+    """The failed result for one file, with a one-line reason that names it."""
+    if isinstance(exc, EnhancerError):
+        return FileResult(path, "failed", error=_one_line(str(exc), path))
+    if isinstance(exc, MemoryError):
+        return FileResult(path, "failed", error=f"{path}: out of memory (try a smaller --tile)")
+    return FileResult(path, "failed", error=_one_line(f"{type(exc).__name__}: {exc}", path))
+
+
+@dataclass
+class Rendered:
+    """A photo through the whole chain, ready to be written: `wanted` is its first-choice output name."""
+
+    photo: Any  # imageio.Photo with the enhanced pixels
+    wanted: Path
+    extension: str
+    quality: int
+    notes: list[str]
+
+    def write(self, path: Path) -> None:
+        # The format resolved with the name, so that the name and the content always agree.
+        write_photo(self.photo, path, format=self.extension.lstrip("."), quality=self.quality)
+
+
+def render_file(
+    job: Job,
+    item: InputFile,
+    index: int,
+    models: list[Any],
+    suffix: str,
+    output_dir: Path | None,
+    enhance: Callable[..., Any] | None = None,
+    emit: Callable[[Event], None] | None = None,
+    cancel: CancelFlag | None = None,
+) -> Rendered | FileResult:
+    """Read one photo and run the chain on it; a `FileResult` instead when it is skipped (its output exists).
+    Shared by the local run and the cluster workers, which name and write the result each in their own way."""
+    if enhance is None:
+        from . import enhance
+    emit = emit or (lambda event: None)
     photo = read_photo(item.path)
     folder = output_folder(item, output_dir, job.recursive)
     scale = 1
@@ -426,7 +460,7 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
     wanted = first_output_name(item, folder, suffix, extension)
     if job.skip_existing and wanted.exists():
         return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
-    notes.extend(photo.notes)
+    notes = list(photo.notes)
 
     pixels = photo.pixels
     done_before = 0
@@ -449,14 +483,20 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
 
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
-    out = free_output_name(item, wanted, planned)
-    planned.add(out.resolve())
-    # The format resolved above, so that the name and the content always agree.
-    write_photo(photo.with_pixels(pixels), out, format=extension.lstrip("."), quality=job.quality)
     natural = output_format(photo, job.format)
     if fmt != natural:
         notes.append(f"written as {fmt}: {size[0]}×{size[1]} is too large for {natural}")
-    return FileResult(item.path, "ok", output=out, notes=notes)
+    return Rendered(photo.with_pixels(pixels), wanted, extension, job.quality, notes)
+
+
+def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel) -> FileResult:
+    rendered = render_file(job, item, index, models, suffix, output_dir, enhance, emit, cancel)
+    if isinstance(rendered, FileResult):
+        return rendered
+    out = free_output_name(item, rendered.wanted, planned)
+    planned.add(out.resolve())
+    rendered.write(out)
+    return FileResult(item.path, "ok", output=out, notes=rendered.notes)
 
 
 def _cancelled(results: list[FileResult]) -> Cancelled:
