@@ -92,6 +92,12 @@ def _read_torch_pickle(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         # torch prefixes every weights-only failure with the same banner; only a refused global means code.
         text = str(exc)
+        if ("GLOBAL" in text or "Unsupported global" in text) and _holds_whole_module(path, text):
+            raise ModelError(
+                f"{path}: refused to load: the file holds a whole pickled network (what `torch.save(model)` writes), "
+                "which carries Python code; it was not executed. Save the weights instead, with "
+                "`torch.save(model.state_dict(), path)`, and use that file."
+            ) from None
         if "GLOBAL" in text or "Unsupported global" in text:
             raise ModelError(
                 f"{path}: refused to load: the file contains Python code or objects, not only weights. "
@@ -107,6 +113,23 @@ def _read_torch_pickle(path: Path) -> Any:
         raise ModelError(f"{path}: not a PyTorch model file ({_first_line(exc)})") from None
     except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise ModelError(f"{path}: not a PyTorch model file ({_first_line(exc)})") from None
+
+
+_TORCH_MODULES = "torch.nn.modules"
+
+
+def _holds_whole_module(path: Path, refusal: str) -> bool:
+    """True when a file refused by the weights-only unpickler is a pickled `nn.Module`: the refused global is a
+    torch.nn module class, or (for a subclass of the user's own) the pickle names torch.nn.modules classes. The
+    pickle's bytes are only searched, never unpickled."""
+    if _TORCH_MODULES in refusal:
+        return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            return any(_TORCH_MODULES.encode() in archive.read(n) for n in names[:1])
+    except (OSError, zipfile.BadZipFile, KeyError, RuntimeError):
+        return False
 
 
 def unwrap_state_dict(raw: Any, path: str | os.PathLike = "<memory>") -> dict[str, torch.Tensor]:

@@ -44,6 +44,8 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Rows of input processed at once when the alpha channel is upscaled (bicubic needs 2 rows of context).
 ALPHA_STRIP_ROWS = 256
 ALPHA_CONTEXT_ROWS = 4
+# Full-range BT.601 YCbCr as Pillow (and JPEG) define it, on values in [0, 1]: Cb and Cr are centred on 128/255.
+CHROMA_OFFSET = 128.0 / 255.0
 
 
 class CancelFlag(Protocol):
@@ -199,8 +201,17 @@ def auto_tile_size(model, device: torch.device, precision: str, image_hw: tuple[
 
 
 def _channel_batch(model, image_channels: int) -> int:
-    """How many network inputs one tile becomes: a colour photo through a gray network is run per channel."""
-    return image_channels if int(model.in_channels) == 1 and image_channels == 3 else 1
+    """How many network inputs one tile becomes: a colour photo through a gray network is run per channel (unless
+    the network runs on luma, when only Y goes through it)."""
+    if int(model.in_channels) == 1 and image_channels == 3 and not runs_on_luma(model):
+        return image_channels
+    return 1
+
+
+def runs_on_luma(model) -> bool:
+    """True when the network was trained on the Y of YCbCr (ESPCN as published) rather than on each channel."""
+    spec = getattr(model, "spec", None)
+    return bool(spec is not None and spec.runs_on_luma(model.config or {}))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -362,6 +373,53 @@ def _upscale_alpha_into(alpha: np.ndarray, scale: int, out: np.ndarray) -> None:
         out[start * scale : stop * scale] = up[0, 0, (start - lo) * scale : (stop - lo) * scale].numpy()
 
 
+def rgb_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, Cb, Cr planes (float32) of an H×W×3 float RGB image in [0, 1]: full-range BT.601, Pillow's "YCbCr" in
+    float (no rounding)."""
+    r, g, b = (rgb[..., k].astype(np.float32, copy=False) for k in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = CHROMA_OFFSET - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = CHROMA_OFFSET + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return y.astype(np.float32), cb.astype(np.float32), cr.astype(np.float32)
+
+
+def ycbcr_to_rgb_into(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, out: np.ndarray) -> None:
+    """The inverse of `rgb_to_ycbcr` into an H×W×3 float32 `out` (not clamped). `y` may be a view of `out`."""
+    cb = cb - CHROMA_OFFSET
+    cr = cr - CHROMA_OFFSET
+    y = np.array(y, dtype=np.float32)  # a copy: the writes below may overwrite the plane it views
+    out[..., 0] = y + 1.402 * cr
+    out[..., 1] = y - 0.344136 * cb - 0.714136 * cr
+    out[..., 2] = y + 1.772 * cb
+
+
+def _bicubic_pil(plane: np.ndarray, scale: int) -> np.ndarray:
+    """Pillow's bicubic enlargement of a float32 plane (mode "F", so no 8-bit rounding)."""
+    from PIL import Image
+
+    height, width = plane.shape
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((width * scale, height * scale), Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+def _merge_chroma_into(color: np.ndarray, scale: int, out: np.ndarray) -> None:
+    """out[..., 0] holds the network's Y at the output size; enlarge Cb and Cr of the photo with Pillow's bicubic
+    and turn Y, Cb, Cr into RGB in out[..., :3]. Done in strips of input rows (with context rows that are cropped
+    away), so the temporaries stay a strip in size."""
+    height = color.shape[0]
+    for start in range(0, height, ALPHA_STRIP_ROWS):
+        stop = min(height, start + ALPHA_STRIP_ROWS)
+        lo = max(0, start - ALPHA_CONTEXT_ROWS)
+        hi = min(height, stop + ALPHA_CONTEXT_ROWS)
+        _y, cb, cr = rgb_to_ycbcr(color[lo:hi])
+        keep = slice((start - lo) * scale, (stop - lo) * scale)
+        cb = _bicubic_pil(cb, scale)[keep]
+        cr = _bicubic_pil(cr, scale)[keep]
+        rows = out[start * scale : stop * scale]
+        y = np.clip(rows[..., 0], 0.0, 1.0)
+        ycbcr_to_rgb_into(y, cb, cr, rows[..., :3])
+
+
 def _check_pixels(pixels: Any) -> np.ndarray:
     if not isinstance(pixels, np.ndarray):
         raise EnhancerError(f"pixels must be a numpy array (H×W×C float32), not {type(pixels).__name__}")
@@ -440,6 +498,9 @@ def enhance(
     device = torch.device(model.device)
     chosen = resolve_precision(precision, device, model.arch)
     grid = tile_grid(model)
+    # A luma network on a colour photo: only Y goes through it; the chroma is enlarged with bicubic at the end.
+    luma = color_channels == 3 and in_channels == 1 and runs_on_luma(model)
+    net_input = rgb_to_ycbcr(color)[0][..., None] if luma else color
 
     out_shape = (height * scale, width * scale, channels)
     if out is None:
@@ -464,14 +525,14 @@ def enhance(
     rows = plan_tiles(0, height, side, overlap, context, grid, scale)
     cols = plan_tiles(0, width, side, overlap, context, grid, scale)
     total = len(rows) * len(cols)
-    batch = _batch_size(model, device, chosen, side + 2 * context, color_channels)
+    batch = _batch_size(model, device, chosen, side + 2 * context, net_input.shape[-1])
     log.info(
         "enhance %s: %d×%d ×%d on %s/%s, tile %d, overlap %d, context %d, %d tiles, batch %d",
         model.name, width, height, scale, device.type, chosen, side, overlap, context, total, batch,
     )
     net = model.net if compile else model.spec.for_inference(model.net, device)  # compile traces the plain network
     job = _Job(
-        model, color, device, chosen, scale, grid, overlap, context, batch, out_channels=color_channels,
+        model, net_input, device, chosen, scale, grid, overlap, context, batch, out_channels=net_input.shape[-1],
         compile=compile, net=net,
     )
 
@@ -493,6 +554,9 @@ def enhance(
                     if device.type == "cpu" and side >= LARGE_CPU_TILE:
                         release_host_memory()  # so that heap fragments do not add up over many large tiles
     _check_cancel(cancel)
+    del net_input
+    if luma:
+        _merge_chroma_into(color, scale, out)
 
     if has_alpha:
         _upscale_alpha_into(pixels[..., -1].astype(np.float32, copy=False), scale, out[..., -1])

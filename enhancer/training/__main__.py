@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .train import DEFAULT_TRAIN_FOLDERS, TrainConfig, run
+from .train import DEFAULT_TRAIN_FOLDERS, TrainConfig, run, trains_on_luma, with_scale
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "train"
 
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=None,
                         help="total steps (default 10000); on resume, a new total (the cosine is re-aimed to it)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--min-learning-rate", type=float, default=1e-5)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--loss", choices=("l1", "charbonnier"), default="l1")
+    parser.add_argument("--loss", choices=("l1", "charbonnier", "mse"), default="l1")
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action="store_true",
@@ -62,17 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     train_dirs = args.train_dir or [str(DEFAULT_DATA / name) for name in DEFAULT_TRAIN_FOLDERS]
     config = TrainConfig(arch=args.arch, scale=args.scale, degradation=args.degradation, train_dirs=train_dirs,
                          lr_patch=args.lr_patch or 48, batch=args.batch or 8, iterations=args.iterations or 10000,
-                         learning_rate=args.learning_rate, warmup=args.warmup, loss=args.loss,
+                         learning_rate=args.learning_rate, warmup=args.warmup,
+                         min_learning_rate=args.min_learning_rate, weight_decay=args.weight_decay, loss=args.loss,
                          ema_decay=args.ema_decay, seed=args.seed, bf16=args.bf16 and not args.no_bf16, threads=args.threads,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
     if net is not None:
         config.net = net
-    config.net.setdefault("upscaling_factor", args.scale)
+    elif args.arch != TrainConfig.arch:
+        config.net = {}  # the network's own defaults, apart from the scale
+    config.net = with_scale(config.arch, config.net, args.scale)
     evaluate = None
     if args.eval_every or args.log:
         from .evaluate import benchmark_callback
 
-        evaluate = benchmark_callback(args.eval_sets.split(","), config.scale)
+        evaluate = benchmark_callback(args.eval_sets.split(","), config.scale, luma=trains_on_luma(config))
     stop_at = parse_deadline(args.stop_at) if args.stop_at else None
     # On resume the stored recipe wins; only these may change between sessions.
     overrides = {"threads": args.threads, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every}

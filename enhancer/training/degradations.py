@@ -89,6 +89,16 @@ def real_photo_pairs(hr_levels: torch.Tensor, scale: int, generator: torch.Gener
     return lr / 255.0, hr / 255.0
 
 
+# Full-range BT.601 luma as Pillow's "YCbCr" computes it (the Y that a luma network such as ESPCN sees in the app).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def to_luma(rgb: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W RGB -> N x 1 x H x W luma (Pillow's Y, in float: no rounding), in the same value range."""
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+
+
 DEGRADATIONS = ("bicubic", "real")
 
 
@@ -102,5 +112,5 @@ def make_pairs(kind: str, hr_levels: torch.Tensor, scale: int, generator: torch.
     raise ValueError(f"unknown degradation {kind!r} (choose from: {', '.join(DEGRADATIONS)})")
 
 
-__all__ = ["bicubic_hr_size", "bicubic_pairs", "real_photo_pairs", "make_pairs", "gaussian_blur",
+__all__ = ["bicubic_hr_size", "bicubic_pairs", "to_luma", "real_photo_pairs", "make_pairs", "gaussian_blur",
            "jpeg_roundtrip", "round_half_up"]

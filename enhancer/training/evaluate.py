@@ -44,21 +44,34 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 @torch.no_grad()
-def super_resolve(net: nn.Module, lr_uint8: np.ndarray) -> np.ndarray:
+def super_resolve(net: nn.Module, lr_uint8: np.ndarray, luma: bool = False) -> np.ndarray:
+    """The network's uint8 RGB output for an uint8 RGB image. With `luma` (a one-channel network trained on Y), as
+    the app runs it: Y (full-range BT.601, Pillow's, in float) through the network, Cb and Cr by Pillow's bicubic."""
     device = next(net.parameters()).device
-    x = torch.from_numpy(np.array(lr_uint8)).permute(2, 0, 1)[None].float().to(device) / 255.0
+    rgb = np.array(lr_uint8).astype(np.float32) / 255.0
+    if luma:
+        from ..tiling import _merge_chroma_into, rgb_to_ycbcr
+
+        y_in = torch.from_numpy(rgb_to_ycbcr(rgb)[0])[None, None].to(device)
+        y = net(y_in).float()[0, 0].cpu().numpy()
+        scale = y.shape[0] // rgb.shape[0]
+        out = np.zeros((*y.shape, 3), dtype=np.float32)
+        out[..., 0] = y
+        _merge_chroma_into(rgb, scale, out)
+        return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
     y = net(x).float().clamp(0, 1)
     return (y[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
-def evaluate_set(net: nn.Module, root: Path, name: str, scale: int) -> float:
-    """Mean Y-PSNR of `net` on one set."""
+def evaluate_set(net: nn.Module, root: Path, name: str, scale: int, luma: bool = False) -> float:
+    """Mean Y-PSNR of `net` on one set (`luma`: a one-channel network run on Y; see `super_resolve`)."""
     was_training = net.training
     net.eval()
     scores = []
     for hr_path, lr_path in benchmark_pairs(root, name, scale):
         hr = modcrop(_rgb(hr_path), scale)
-        sr = super_resolve(net, _rgb(lr_path))
+        sr = super_resolve(net, _rgb(lr_path), luma)
         if sr.shape != hr.shape:
             raise ValueError(f"{lr_path}: output {sr.shape} does not match the cropped HR {hr.shape}")
         scores.append(psnr_y(sr, hr, crop=scale))
@@ -74,30 +87,32 @@ def bicubic_set(root: Path, name: str, scale: int) -> float:
                           for hr, lr in benchmark_pairs(root, name, scale)]))
 
 
-def benchmark_callback(sets: Sequence[str], scale: int, root: Path = DEFAULT_BENCHMARKS
+def benchmark_callback(sets: Sequence[str], scale: int, root: Path = DEFAULT_BENCHMARKS, luma: bool = False
                        ) -> Callable[[nn.Module], dict[str, float]]:
     def evaluate(net: nn.Module) -> dict[str, float]:
-        return {name: round(evaluate_set(net, root, name, scale), 3) for name in sets}
+        return {name: round(evaluate_set(net, root, name, scale, luma), 3) for name in sets}
 
     return evaluate
 
 
-def load_for_eval(source: str) -> tuple[nn.Module, int]:
-    """A network and its scale from a model file/catalog id, or the EMA weights of a training checkpoint."""
+def load_for_eval(source: str) -> tuple[nn.Module, int, bool]:
+    """A network, its scale and whether it runs on luma, from a model file/catalog id, or the EMA weights of a
+    training checkpoint."""
     path = Path(source)
     if path.is_file() and path.suffix in (".pt", ".pth"):
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(payload, dict) and "ema" in payload and "config" in payload:
-            from .train import build_state, config_from_json
+            from .train import build_state, config_from_json, trains_on_luma
 
             config = config_from_json(payload["config"])
             state = build_state(config)
             state.ema.net.load_state_dict(payload["ema"])
-            return state.ema.net.eval(), config.scale
+            return state.ema.net.eval(), config.scale, trains_on_luma(config)
     from .. import load_model
+    from ..tiling import runs_on_luma
 
     model = load_model(source, device="cpu")
-    return model.net, model.scale
+    return model.net, model.scale, runs_on_luma(model)
 
 
 def format_table(rows: dict[str, dict[str, float]], sets: Sequence[str]) -> str:
@@ -117,14 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    net, scale = load_for_eval(args.model)
+    net, scale, luma = load_for_eval(args.model)
     scale = args.scale or scale
     sets = [s for s in args.sets.split(",") if s]
     root = Path(args.benchmarks)
     rows = {}
     if args.bicubic:
         rows["bicubic"] = {s: bicubic_set(root, s, scale) for s in sets}
-    rows[Path(args.model).name] = {s: evaluate_set(net, root, s, scale) for s in sets}
+    rows[Path(args.model).name] = {s: evaluate_set(net, root, s, scale, luma) for s in sets}
     print(f"Y-PSNR (dB), x{scale}, BT.601, border {scale} cropped, uint8")
     print(format_table(rows, sets))
     return 0

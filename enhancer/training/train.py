@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..archs import get_spec
 from ..checkpoints import build_network
 from ..devices import cpu_has_fast_bf16
 from .data import ImageCache, prepare_cache, sample_hr_patches
-from .degradations import bicubic_hr_size, make_pairs
+from .degradations import bicubic_hr_size, make_pairs, to_luma
 
 DEFAULT_TRAIN_FOLDERS = ("BSD200", "T91")
 
@@ -58,6 +59,34 @@ class TrainConfig:
     log_every: int = 50
 
 
+# The constructor argument that holds the scale, in the networks' own spelling (MobileSR, ESPCN, SwinIR).
+SCALE_ARGUMENTS = ("upscaling_factor", "upscale_factor", "upscale")
+
+
+def with_scale(arch: str, net: dict[str, Any], scale: int) -> dict[str, Any]:
+    """`net` with the scale set, unless it already names one: the first spelling whose network the registry then
+    detects at `scale` from its own weights."""
+    from ..archs import detect
+
+    if any(key in net for key in SCALE_ARGUMENTS):
+        return dict(net)
+    for key in SCALE_ARGUMENTS:
+        candidate = {**net, key: scale}
+        try:
+            found = detect(build_network(arch, candidate).state_dict())
+        except Exception:  # noqa: BLE001 - a spelling the constructor does not take
+            continue
+        if found.arch == arch and found.scale == scale:
+            return candidate
+    raise ValueError(f"cannot tell which argument of the {arch} network sets the scale (name it in --net)")
+
+
+def trains_on_luma(config: TrainConfig) -> bool:
+    """True for a one-channel network trained on luma (its spec says so): it sees and is scored on the Y of the
+    LR and HR patches (BT.601 as Pillow computes it) instead of RGB."""
+    return bool(get_spec(config.arch).runs_on_luma(config.net))
+
+
 def learning_rate_at(config: TrainConfig, step: int) -> float:
     """Linear warm-up to the peak, then a cosine decay to `min_learning_rate` at `iterations`."""
     if step < config.warmup:
@@ -75,9 +104,11 @@ def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-
 def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if name == "l1":
         return nn.functional.l1_loss
+    if name == "mse":
+        return nn.functional.mse_loss
     if name == "charbonnier":
         return charbonnier
-    raise ValueError(f"unknown loss {name!r} (choose l1 or charbonnier)")
+    raise ValueError(f"unknown loss {name!r} (choose l1, charbonnier or mse)")
 
 
 class EMA:
@@ -177,6 +208,8 @@ def train_step(state: TrainState, cache: ImageCache, loss_fn: Callable, use_bf16
     generator = batch_generator(config.seed, state.step)
     hr_levels = sample_hr_patches(cache, config.batch, bicubic_hr_size(config.lr_patch, config.scale), generator)
     lr, hr = make_pairs(config.degradation, hr_levels, config.scale, generator)
+    if trains_on_luma(config):
+        lr, hr = to_luma(lr), to_luma(hr)  # from the uint8-rounded LR RGB, as the app converts a photo
     device = next(state.net.parameters()).device
     lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
     for group in state.optimizer.param_groups:
