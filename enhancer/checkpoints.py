@@ -206,7 +206,7 @@ def load_model(source: str | os.PathLike, device: str | torch.device = "auto") -
     if not path.is_file():
         if path.suffix.lower() in CHECKPOINT_SUFFIXES or os.sep in str(source):
             raise ModelError(f"{source}: model file not found")
-        from .catalog import resolve_model
+        from .store import resolve_model
 
         path, entry = resolve_model(str(source))
         name, task = entry.id, entry.task

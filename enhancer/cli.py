@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .errors import Cancelled, EnhancerError
+from .options import DEVICES, OUTPUT_FORMATS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="added to the file stem; {model} and {scale} are filled in (default: _{model}_x{scale}); "
         "write --suffix=-TEXT for one that starts with -",
     )
-    parser.add_argument("--format", default="same", choices=["same", "png", "jpg", "webp", "tiff"], help="output format")
+    parser.add_argument("--format", default="same", choices=OUTPUT_FORMATS, help="output format")
     parser.add_argument("--quality", type=_quality, default=95, metavar="N", help="JPEG/WebP quality 1-100 (default 95)")
     parser.add_argument("--recursive", action="store_true", help="walk folders; the folder tree is kept under --output-dir")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="N|auto", help="tile size in pixels (default auto)")
     parser.add_argument("--overlap", type=_non_negative_int, default=None, metavar="N", help="tile overlap in pixels")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the networks run")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the networks run")
     parser.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="number format of the networks"
+        "--precision", default="auto", choices=PRECISIONS, help="number format of the networks"
     )
     parser.add_argument(
         "--threads", type=_non_negative_int, default=0, metavar="N",
@@ -352,12 +353,13 @@ def _manage_models(args: argparse.Namespace, cancel: threading.Event) -> int:
 
 
 def _list_models() -> int:
-    from . import catalog
+    from . import store
+    from .catalog import format_size
 
     try:
-        entries = catalog.load_catalog()
+        entries = store.load_catalog()
         try:
-            default = catalog.default_model_id()
+            default = store.default_model_id()
         except EnhancerError:
             default = None
     except EnhancerError as exc:
@@ -365,13 +367,13 @@ def _list_models() -> int:
         return EXIT_FAILED
     rows = [("id", "task", "scale", "installed", "size", "licence")]
     for entry in entries:
-        installed = catalog.installed_path(entry) is not None
+        installed = store.installed_path(entry) is not None
         rows.append((
             entry.id + (" *" if entry.id == default else ""),
             str(entry.task),
             f"x{entry.scale}",
             "yes" if installed else "no",
-            catalog.format_size(entry.size) if hasattr(catalog, "format_size") else str(entry.size or "?"),
+            format_size(entry.size),
             str(entry.license),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -385,13 +387,13 @@ def _list_models() -> int:
 def _download(model_id: str, accept_license: bool, cancel: threading.Event) -> int:
     from tqdm import tqdm
 
-    from . import catalog, download
+    from . import download, store
 
     try:
-        entry = catalog.get_entry(model_id)
+        entry = store.get_entry(model_id)
         if (
             getattr(entry, "requires_license_acceptance", False)
-            and not catalog.license_accepted(entry)
+            and not store.license_accepted(entry)
             and not accept_license
             and sys.stdin is not None
             and sys.stdin.isatty()
@@ -433,10 +435,10 @@ def _download(model_id: str, accept_license: bool, cancel: threading.Event) -> i
 
 
 def _import_model(path: str) -> int:
-    from . import catalog
+    from . import store
 
     try:
-        entry = catalog.import_model(path)
+        entry = store.import_model(path)
     except EnhancerError as exc:
         print(f"enhancer: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .catalog import APP_NAME
+from . import paths
 from .devices import is_out_of_memory
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,7 @@ def inductor_cache_dir() -> Path:
     configured = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if configured:
         return Path(configured)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir(APP_NAME)) / "inductor"
+    return paths.cache_dir() / "inductor"
 
 
 def _compile(net: nn.Module) -> nn.Module | None:

@@ -24,10 +24,10 @@ from typing import Iterator
 import torch
 
 from .errors import DeviceError
+from .options import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

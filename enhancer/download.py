@@ -2,7 +2,7 @@
 
 A download goes to `<file>.part` in the store. A dropped connection is resumed with an HTTP `Range` request (as is a
 `.part` left by an earlier run). The finished file must have the catalog's size and sha256, must load through the safe
-loader and must be detected as the catalog's network before it is renamed into place with `os.replace`, so a failed
+loader and must be detected as the catalog's network before it is moved into place (`enhancer.atomic`), so a failed
 download never leaves a model installed. `ENHANCER_MODEL_MIRROR` swaps the URL's base for a mirror, keeping the file name.
 """
 
@@ -22,8 +22,9 @@ from typing import Any, Callable, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__ as _version
-from . import catalog
-from .catalog import CatalogEntry
+from . import store
+from .atomic import move_into_place
+from .catalog import CatalogEntry, format_size
 from .errors import Cancelled, DownloadError, ModelError
 
 log = logging.getLogger(__name__)
@@ -84,32 +85,32 @@ def download_model(
     as a checksum recorded on first use. Failures raise DownloadError saying why; nothing is installed then.
     """
     try:
-        entry = catalog.get_entry(model_id)
+        entry = store.get_entry(model_id)
     except DownloadError:
         raise
     except ModelError as exc:
         raise DownloadError(str(exc)) from None
     if entry.is_bundled or entry.imported:
-        path = catalog.installed_path(entry)
+        path = store.installed_path(entry)
         if path is None:
             raise DownloadError(f"{entry.id}: this model is not downloadable and its file is missing")
         return path
-    if entry.requires_license_acceptance and not catalog.license_accepted(entry):
+    if entry.requires_license_acceptance and not store.license_accepted(entry):
         if not accept_license:
             raise DownloadError(
                 f"{entry.id}: its licence must be accepted before downloading.\n{license_text(entry)}\n"
                 f"To accept it: `enhancer --download {entry.id} --accept-license`, or accept it in the model manager."
             )
-        catalog.accept_license(entry.id)
+        store.accept_license(entry.id)
         log.info("%s: licence %r accepted", entry.id, entry.license)
 
-    existing = catalog.installed_path(entry)
+    existing = store.installed_path(entry)
     if existing is not None:
         return existing
 
-    expected_sha, expected_size, from_first_use = catalog.expected_checksum(entry)
+    expected_sha, expected_size, from_first_use = store.expected_checksum(entry)
     url = source_url(entry)
-    target = catalog.store_file(entry.filename)
+    target = store.store_file(entry.filename)
     part = target.with_name(target.name + ".part")
     _check_free_space(target.parent, expected_size, part)
 
@@ -136,7 +137,7 @@ def download_model(
         raise
 
     if expected_sha is None:
-        catalog.record_checksum(entry, digest, target.stat().st_size, url)
+        store.record_checksum(entry, digest, target.stat().st_size, url)
         message = (
             f"{entry.id}: no checksum is published for this file, so its sha256 {digest} was recorded now "
             "(trust on first use); later downloads must match it."
@@ -161,7 +162,7 @@ def _check_bytes(
             f"{url}: the download has {size} bytes but {entry.id} is {expected_size} bytes; "
             "the file is damaged or the server sent another file. Nothing was installed."
         )
-    digest = catalog.sha256_of(part)
+    digest = store.sha256_of(part)
     if expected_sha is not None and digest != expected_sha:
         source = "the checksum recorded on its first download" if from_first_use else "the catalog's checksum"
         raise DownloadError(
@@ -198,7 +199,7 @@ def _check_model_and_install(entry: CatalogEntry, url: str, part: Path, target: 
                 f"{url}: the download is not the model {entry.id} expects: {'; '.join(problems)}. Nothing was installed."
             )
         del state, model
-        os.replace(checking, target)
+        move_into_place(checking, target)
     finally:
         checking.unlink(missing_ok=True)
 
@@ -236,8 +237,8 @@ def _check_free_space(folder: Path, expected_size: int | None, part: Path) -> No
         return
     if free < needed:
         raise DownloadError(
-            f"{folder}: not enough free disk space: the model needs {catalog.format_size(needed)} more, "
-            f"only {catalog.format_size(free)} is free"
+            f"{folder}: not enough free disk space: the model needs {format_size(needed)} more, "
+            f"only {format_size(free)} is free"
         )
 
 

@@ -16,8 +16,9 @@ Metadata on write: the ICC profile in every format but BMP; EXIF (orientation 1,
 PNG, WebP, HEIC and AVIF, and its IFD0 tags (camera, date, artist...) in TIFF; XMP in JPEG, PNG, WebP and TIFF; DPI
 in JPEG, PNG, TIFF and BMP.
 
-Writing (`write_photo`) goes to a hidden temporary file in the target folder, then `os.replace`, so that a reader never
-sees a partial file and nothing is left behind on failure or interruption. An original is never opened for writing.
+Writing (`write_photo`) goes to a hidden temporary file in the target folder, then into place in one step (see
+`enhancer.atomic`), so that a reader never sees a partial file and nothing is left behind on failure or interruption.
+An original is never opened for writing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import io
 import os
 import re
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
+from .atomic import AtomicFile
 from .errors import ImageError
 
 try:  # HEIC/HEIF through pillow-heif; the rest of the module works without it
@@ -92,10 +93,6 @@ TIFF_STRUCTURE_TAGS = frozenset(
 TIFF_SUB_IFDS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperability
 # Descriptive IFD0 tags that a 16-bit TIFF (written by tifffile) carries over from the EXIF block.
 TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
-
-# Files are created through mkstemp (mode 0600); give the result the permissions a normal new file would have.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -481,13 +478,17 @@ def output_extension(photo: Photo, format: str = "same", size: tuple[int, int] |
     return EXTENSIONS[fmt]
 
 
-def write_photo(photo: Photo, path: str | os.PathLike, format: str = "same", quality: int = 95) -> Path:
-    """Write `photo` to `path` atomically (temporary file in the same folder, then `os.replace`). Returns the path.
+def write_photo(
+    photo: Photo, path: str | os.PathLike, format: str = "same", quality: int = 95, overwrite: bool = True
+) -> Path:
+    """Write `photo` to `path` atomically (temporary file in the same folder, then moved into place). Returns the path.
 
     `format`: "same" (the source format where it can be written; GIF and others give PNG), "png", "jpg", "webp",
     "tiff", "bmp", "heic" or "avif". `quality` (1-100) applies to JPEG, WebP, HEIC and AVIF; WebP at 100 is lossless.
     16-bit photos stay 16-bit in PNG and TIFF; formats without 16 bits or alpha get 8 bits / alpha composited on white.
-    Raises `ImageError` naming the file when it cannot be written; the target is then untouched.
+    Raises `ImageError` naming the file when it cannot be written; the target is then untouched. With
+    `overwrite=False` a file that exists at `path` by the time the photo is complete is never replaced:
+    `FileExistsError` is raised instead and nothing is written.
     """
     path = Path(path)
     fmt = output_format(photo, format)
@@ -500,20 +501,14 @@ def write_photo(photo: Photo, path: str | os.PathLike, format: str = "same", qua
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        pending = AtomicFile(path, prefix=f".{path.name}.", suffix=".part", replace=overwrite)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write to the folder ({exc.strerror or exc})") from None
-    temp = Path(temp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with pending as fh:  # also on KeyboardInterrupt: the temporary file is removed, never left partial
             _encode(photo, fh, fmt, int(quality))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temp, 0o666 & ~_UMASK)
-        os.replace(temp, path)
-    except BaseException as exc:  # also KeyboardInterrupt: never leave a partial file
-        temp.unlink(missing_ok=True)
-        if isinstance(exc, ImageError):
+    except BaseException as exc:
+        if isinstance(exc, ImageError) or (isinstance(exc, FileExistsError) and not overwrite):
             raise
         if isinstance(exc, MemoryError):
             raise ImageError(f"{path}: out of memory while encoding the image") from None

@@ -52,7 +52,8 @@ def resolve_model_ref() -> str:
     if override:
         return override
     try:
-        from .catalog import app_models_dir, default_model_id, get_entry, installed_path
+        from .paths import app_models_dir
+        from .store import default_model_id, get_entry, installed_path
     except ImportError as exc:
         raise SelfTestFailure(f"the model catalog is missing from this build ({exc})") from None
     hint = f"Build with the default model in models/, or set {MODEL_OVERRIDE_ENV} to a model file or catalog id."

@@ -40,13 +40,13 @@ def main(out_dir: str) -> int:
     from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
-    from enhancer import catalog
+    from enhancer import store
     from ui.app import apply_style, resource_path
 
     app = QApplication(sys.argv[:1])
     app.setWindowIcon(QIcon(str(resource_path("icon.png"))))
     apply_style(app)
-    model_id = catalog.import_model(MOBILESR_WEIGHTS).id
+    model_id = store.import_model(MOBILESR_WEIGHTS).id
 
     def wait(signal=None, ms: int = 300000) -> list:
         loop = QEventLoop()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN, MOBILESR_WEIGHTS, need_shared
-from enhancer import ModelError, catalog, load_model
+from enhancer import ModelError, catalog, load_model, paths, store
 from enhancer.archs import arch_ids
 from enhancer.checkpoints import build_network
 from enhancer.download import config_differences
@@ -78,13 +78,13 @@ def test_catalog_lists_every_official_release_file():
 
 
 def test_entries_are_consistent_and_stay_inside_the_store():
-    entries = catalog.load_catalog()
+    entries = store.load_catalog()
     assert len({e.id for e in entries}) == len(entries)
     assert len({e.filename.lower() for e in entries}) == len(entries)
     for e in official_entries():
         assert e.filename == e.url.rsplit("/", 1)[-1], e.id  # the store keeps the official file name
         assert catalog.check_filename(e.filename) == e.filename
-        assert catalog.store_file(e.filename).parent == catalog.model_store()
+        assert store.store_file(e.filename).parent == store.model_store()
         assert e.task in catalog.TASKS and e.arch in arch_ids()
         assert (e.scale == 1) == (e.task != "sr"), e.id
         assert e.license_notice, e.id
@@ -93,16 +93,16 @@ def test_entries_are_consistent_and_stay_inside_the_store():
             assert e.config["upscale"] == e.scale
         if e.arch == "restormer":
             assert e.requires_license_acceptance and "non-commercial" in e.license_notice.lower()
-    motion = catalog.get_entry("restormer-motion-deblur")
+    motion = store.get_entry("restormer-motion-deblur")
     assert motion.size == 104_700_429
     assert motion.sha256 == "194e38fb5b607c9dc5a5b3e08e65b2e79ee2bf0ef5048e0612f6b2ff2f79da31"
 
 
 def test_mobilesr_checksum_in_the_catalog_matches_the_official_weights():
     weights = need_shared(MOBILESR_WEIGHTS)
-    entry = catalog.get_entry("mobilesr-x4")
+    entry = store.get_entry("mobilesr-x4")
     assert entry.size == weights.stat().st_size == 2_205_835
-    assert entry.sha256 == catalog.sha256_of(weights) == "5fb0e02130258bc5af2e470d3e62f95e162320d1260a09a12d61218af33215fe"
+    assert entry.sha256 == store.sha256_of(weights) == "5fb0e02130258bc5af2e470d3e62f95e162320d1260a09a12d61218af33215fe"
 
 
 def test_catalog_configs_agree_with_the_official_manifests():
@@ -177,12 +177,12 @@ def test_bad_catalog_files_are_refused(tmp_path):
 
 def test_unknown_id_suggests_close_matches():
     with pytest.raises(ModelError, match="swinir-classical-df2k-x4"):
-        catalog.get_entry("swinir-clasical-df2k-x4")
+        store.get_entry("swinir-clasical-df2k-x4")
 
 
 def test_a_model_that_is_not_installed_says_how_to_download_it():
     with pytest.raises(ModelError, match=r"enhancer --download mobilesr-x4"):
-        catalog.resolve_model("mobilesr-x4")
+        store.resolve_model("mobilesr-x4")
     with pytest.raises(ModelError, match=r"enhancer --download restormer-derain"):
         load_model("restormer-derain", device="cpu")  # through the engine's own entry point
 
@@ -198,10 +198,10 @@ def test_default_model_without_any_installed_model_is_a_clear_error(tmp_path, mo
     app_models = tmp_path / "app-models"
     app_models.mkdir()
     write_catalog_without_default(app_models / "catalog.toml")
-    monkeypatch.setattr(catalog, "app_models_dir", lambda: app_models)
-    assert not any(entry.default for entry in catalog.load_catalog())
+    monkeypatch.setattr(paths, "app_models_dir", lambda: app_models)
+    assert not any(entry.default for entry in store.load_catalog())
     with pytest.raises(ModelError, match="--download"):
-        catalog.default_model_id()
+        store.default_model_id()
 
 
 def test_default_is_the_bundled_entry_when_present(tmp_path, monkeypatch):
@@ -215,15 +215,15 @@ def test_default_is_the_bundled_entry_when_present(tmp_path, monkeypatch):
             'license = "Apache-2.0"\ndefault = true\nbundled = "our_default_x4.pth"\n'
             "config = { n_feats = 40, n_heads = 8, ratios = [4, 2, 2, 2, 4], upscaling_factor = 4 }\n"
         )
-    monkeypatch.setattr(catalog, "app_models_dir", lambda: app_models)
+    monkeypatch.setattr(paths, "app_models_dir", lambda: app_models)
     with pytest.raises(ModelError, match="no super-resolution model"):
-        catalog.default_model_id()  # the entry exists but its file is not shipped
+        store.default_model_id()  # the entry exists but its file is not shipped
     shutil.copy(weights, app_models / "our_default_x4.pth")
-    assert catalog.default_model_id() == "our-default-x4"
-    path, entry = catalog.resolve_model("our-default-x4")
+    assert store.default_model_id() == "our-default-x4"
+    path, entry = store.resolve_model("our-default-x4")
     assert path == app_models / "our_default_x4.pth" and entry.default
     with pytest.raises(ModelError, match="cannot be deleted"):
-        catalog.delete_model("our-default-x4")
+        store.delete_model("our-default-x4")
     model = load_model("our-default-x4", device="cpu")
     assert (model.arch, model.scale, model.name) == ("mobilesr", 4, "our-default-x4")
 
@@ -238,17 +238,17 @@ def test_import_a_golden_swinir_checkpoint_then_use_it_by_id(tmp_path):
     source = tmp_path / "My Model (v2)!.pth"
     shutil.copy(golden, source)
 
-    entry = catalog.import_model(source)
+    entry = store.import_model(source)
     assert entry.id == "my-model-v2" and entry.imported
     assert (entry.arch, entry.task, entry.scale) == ("swinir", "sr", 4)
     official = cases["swinir_classical_x4"]["official_kwargs"]
     assert same_config({k: entry.config[k] for k in official}, official)  # detection may add defaults (qkv_bias...)
-    stored = catalog.installed_path(entry)
-    assert stored == catalog.model_store() / "my-model-v2.pth"
-    assert catalog.sha256_of(stored) == catalog.sha256_of(golden) == entry.sha256
+    stored = store.installed_path(entry)
+    assert stored == store.model_store() / "my-model-v2.pth"
+    assert store.sha256_of(stored) == store.sha256_of(golden) == entry.sha256
 
-    assert catalog.get_entry("my-model-v2") == entry  # recorded, so usable by id from now on
-    assert catalog.default_model_id() == "own-mobilesr-x4"  # the bundled default stays the default
+    assert store.get_entry("my-model-v2") == entry  # recorded, so usable by id from now on
+    assert store.default_model_id() == "own-mobilesr-x4"  # the bundled default stays the default
     model = load_model("my-model-v2", device="cpu")
     io = torch.load(GOLDEN / "swinir_classical_x4.io.pt", weights_only=True)
     with torch.no_grad():
@@ -257,25 +257,25 @@ def test_import_a_golden_swinir_checkpoint_then_use_it_by_id(tmp_path):
     assert torch.allclose(out, io["output"][:1], atol=1e-4)
 
     # The same file again is the same model; another file with the same name gets its own id.
-    assert catalog.import_model(source).id == "my-model-v2"
+    assert store.import_model(source).id == "my-model-v2"
     other = tmp_path / "other" / "My Model (v2)!.pth"
     other.parent.mkdir()
     shutil.copy(need_shared(GOLDEN / "swinir_lightweight_x2.pth"), other)
-    second = catalog.import_model(other)
+    second = store.import_model(other)
     assert second.id == "my-model-v2-2" and second.scale == 2
 
-    catalog.delete_model("my-model-v2")
+    store.delete_model("my-model-v2")
     assert not stored.exists()
-    assert "my-model-v2" not in {e.id for e in catalog.load_catalog()}
+    assert "my-model-v2" not in {e.id for e in store.load_catalog()}
     with pytest.raises(ModelError, match="not installed"):
-        catalog.delete_model("mobilesr-x4")
+        store.delete_model("mobilesr-x4")
 
 
 def test_import_refuses_files_that_are_not_models(tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("these are not weights\n" * 100)
     with pytest.raises(ModelError, match="notes.pth"):
-        catalog.import_model(text)
+        store.import_model(text)
 
     class Payload:
         def __reduce__(self):
@@ -285,28 +285,28 @@ def test_import_refuses_files_that_are_not_models(tmp_path):
     with open(code, "wb") as fh:
         pickle.dump({"params": Payload()}, fh)
     with pytest.raises(ModelError, match="trojan.pth"):
-        catalog.import_model(code)
+        store.import_model(code)
 
     unknown = tmp_path / "unknown_net.pth"
     torch.save({"encoder.weight": torch.zeros(4, 4)}, unknown)
     with pytest.raises(ModelError, match="unknown model"):
-        catalog.import_model(unknown)
+        store.import_model(unknown)
 
-    assert [p.name for p in catalog.model_store().iterdir()] == []  # nothing copied, nothing recorded
-    assert not any(e.imported for e in catalog.load_catalog())
+    assert [p.name for p in store.model_store().iterdir()] == []  # nothing copied, nothing recorded
+    assert not any(e.imported for e in store.load_catalog())
 
 
 def test_a_tampered_store_index_cannot_point_outside_the_store(tmp_path):
     outside = tmp_path / "outside.pth"
     shutil.copy(need_shared(GOLDEN / "mobilesr_x2.pth"), outside)
-    index = catalog.model_store() / catalog.STORE_INDEX
+    index = store.model_store() / store.STORE_INDEX
     evil = {
         "id": "evil", "name": "evil", "task": "sr", "scale": 2, "arch": "mobilesr",
         "config": {"upscaling_factor": 2}, "filename": "../../outside.pth",
     }
     index.write_text(json.dumps({"imported": {"evil": evil}}))
-    assert "evil" not in {e.id for e in catalog.load_catalog()}
+    assert "evil" not in {e.id for e in store.load_catalog()}
     with pytest.raises(ModelError, match="not allowed"):
-        catalog.store_file("../../outside.pth")
+        store.store_file("../../outside.pth")
     index.write_text("{ damaged")
-    assert len(catalog.load_catalog()) == 46  # a damaged index never hides the catalog (45 official + ours)
+    assert len(store.load_catalog()) == 46  # a damaged index never hides the catalog (45 official + ours)

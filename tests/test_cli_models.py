@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import DATA, GOLDEN, MOBILESR_WEIGHTS, ROOT, need_shared
-from enhancer import catalog
+from enhancer import store
 from http_model_server import Behaviour, ModelServer, free_port
 
 MOBILESR_SHA256 = "5fb0e02130258bc5af2e470d3e62f95e162320d1260a09a12d61218af33215fe"
@@ -66,8 +66,8 @@ def test_download_then_upscale_a_set5_image(tmp_path):
     with ModelServer({"mobilesr_x4.pth": weights}) as server:
         result = enhancer("--download", "mobilesr-x4", mirror=server.base_url)
     assert result.returncode == 0
-    installed = catalog.model_store() / "mobilesr_x4.pth"
-    assert catalog.sha256_of(installed) == MOBILESR_SHA256
+    installed = store.model_store() / "mobilesr_x4.pth"
+    assert store.sha256_of(installed) == MOBILESR_SHA256
     assert str(installed) in result.stdout
 
     out_dir = tmp_path / "out"
@@ -88,7 +88,7 @@ def test_download_resumes_after_a_dropped_connection(cli):
         result = cli("--download", "mobilesr-x4", mirror=server.base_url)
     assert result.returncode == 0
     assert ("mobilesr_x4.pth", f"bytes={half}-", 206) in server.requests
-    assert catalog.sha256_of(catalog.model_store() / "mobilesr_x4.pth") == MOBILESR_SHA256
+    assert store.sha256_of(store.model_store() / "mobilesr_x4.pth") == MOBILESR_SHA256
 
 
 def test_download_of_wrong_bytes_fails_and_installs_nothing(cli):
@@ -97,7 +97,7 @@ def test_download_of_wrong_bytes_fails_and_installs_nothing(cli):
         result = cli("--download", "mobilesr-x4", mirror=server.base_url)
     assert result.returncode == 1
     assert "wrong checksum" in result.stderr and MOBILESR_SHA256 in result.stderr
-    assert not any(catalog.model_store().iterdir())
+    assert not any(store.model_store().iterdir())
 
 
 def test_download_404_and_refused_connection_are_clear_errors(cli):
@@ -107,7 +107,7 @@ def test_download_404_and_refused_connection_are_clear_errors(cli):
 
     result = cli("--download", "mobilesr-x4", mirror=f"http://127.0.0.1:{free_port()}/")
     assert result.returncode == 1 and "connection refused" in result.stderr
-    assert not any(catalog.model_store().iterdir())
+    assert not any(store.model_store().iterdir())
 
 
 def test_download_of_restormer_without_accepting_its_licence_is_refused(cli):
@@ -124,7 +124,7 @@ def test_import_a_golden_swinir_checkpoint_then_run_it(tmp_path, cli):
     result = cli("--import", str(checkpoint))
     assert result.returncode == 0
     assert "swinir-classical-x4" in result.stdout
-    assert (catalog.model_store() / "swinir-classical-x4.pth").is_file()
+    assert (store.model_store() / "swinir-classical-x4.pth").is_file()
 
     out_dir = tmp_path / "out"
     result = cli("--model", "swinir-classical-x4", "--device", "cpu", "--output-dir", str(out_dir), str(lr))
@@ -139,7 +139,7 @@ def test_import_of_a_file_that_is_not_a_model_is_refused(tmp_path, cli):
     result = cli("--import", str(fake))
     assert result.returncode == 1
     assert "holiday.pth" in result.stderr
-    assert not any(catalog.model_store().iterdir())
+    assert not any(store.model_store().iterdir())
 
 
 def test_list_models_shows_every_entry(cli):
@@ -148,9 +148,9 @@ def test_list_models_shows_every_entry(cli):
     result = cli("--list-models")
     assert result.returncode == 0
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
-    for entry in catalog.load_catalog():
+    for entry in store.load_catalog():
         assert entry.id in rows, entry.id
-    assert len(catalog.load_catalog()) == 47  # 45 official files + our bundled default + the imported one
+    assert len(store.load_catalog()) == 47  # 45 official files + our bundled default + the imported one
     mobilesr = rows["mobilesr-x4"]
     assert mobilesr[1:4] == ["sr", "x4", "no"] and "2.2" in mobilesr[4] and "unknown" in mobilesr[-1]
     assert rows["restormer-derain"][1:4] == ["derain", "x1", "no"]

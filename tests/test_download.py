@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GOLDEN, MOBILESR_WEIGHTS, need_shared
-from enhancer import Cancelled, DownloadError, catalog, download, load_model
+from enhancer import Cancelled, DownloadError, catalog, download, load_model, paths, store
 from http_model_server import Behaviour, ModelServer, free_port
 
 MOBILESR_SHA256 = "5fb0e02130258bc5af2e470d3e62f95e162320d1260a09a12d61218af33215fe"
@@ -32,7 +32,7 @@ def serve(monkeypatch, files: dict[str, Path], **behaviours: Behaviour) -> Model
 
 
 def store_names() -> list[str]:
-    return sorted(p.name for p in catalog.model_store().iterdir())
+    return sorted(p.name for p in store.model_store().iterdir())
 
 
 def use_test_catalog(tmp_path, monkeypatch, extra_toml: str) -> None:
@@ -42,15 +42,15 @@ def use_test_catalog(tmp_path, monkeypatch, extra_toml: str) -> None:
     shutil.copy(catalog.catalog_path(), app_models / "catalog.toml")
     with open(app_models / "catalog.toml", "a") as fh:
         fh.write(extra_toml)
-    monkeypatch.setattr(catalog, "app_models_dir", lambda: app_models)
+    monkeypatch.setattr(paths, "app_models_dir", lambda: app_models)
 
 
 def test_download_installs_the_verified_file_and_it_loads_by_id(monkeypatch, weights):
     calls = []
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
         path = download.download_model("mobilesr-x4", progress=lambda *a: calls.append(a))
-    assert path == catalog.model_store() / "mobilesr_x4.pth"
-    assert catalog.sha256_of(path) == MOBILESR_SHA256
+    assert path == store.model_store() / "mobilesr_x4.pth"
+    assert store.sha256_of(path) == MOBILESR_SHA256
     assert store_names() == ["mobilesr_x4.pth"]  # no .part or temporary file left
     assert server.requests == [("mobilesr_x4.pth", None, 200)]
     done = [c[0] for c in calls]
@@ -58,7 +58,7 @@ def test_download_installs_the_verified_file_and_it_loads_by_id(monkeypatch, wei
     print(f"progress callbacks: {len(calls)}, last {calls[-1][0]}/{calls[-1][1]} bytes at {calls[-1][2] / 1e6:.1f} MB/s")
     model = load_model("mobilesr-x4", device="cpu")
     assert (model.arch, model.task, model.scale, model.name) == ("mobilesr", "sr", 4, "mobilesr-x4")
-    assert catalog.default_model_id() == "own-mobilesr-x4"  # a download never replaces the bundled default
+    assert store.default_model_id() == "own-mobilesr-x4"  # a download never replaces the bundled default
     # Already installed: nothing is fetched again.
     assert download.download_model("mobilesr-x4") == path
 
@@ -67,7 +67,7 @@ def test_a_dropped_connection_is_resumed_with_range(monkeypatch, weights):
     half = 2_205_835 // 2
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}, mobilesr_x4__pth=Behaviour(drop_after=half, drops=2)) as server:
         path = download.download_model("mobilesr-x4")
-    assert catalog.sha256_of(path) == MOBILESR_SHA256
+    assert store.sha256_of(path) == MOBILESR_SHA256
     print("requests:", server.requests)
     assert server.requests[0] == ("mobilesr_x4.pth", None, 200)
     assert server.requests[1] == ("mobilesr_x4.pth", f"bytes={half}-", 206)
@@ -76,19 +76,19 @@ def test_a_dropped_connection_is_resumed_with_range(monkeypatch, weights):
 
 
 def test_a_part_file_from_an_earlier_run_is_resumed(monkeypatch, weights):
-    (catalog.model_store() / "mobilesr_x4.pth.part").write_bytes(weights.read_bytes()[:1_000_000])
+    (store.model_store() / "mobilesr_x4.pth.part").write_bytes(weights.read_bytes()[:1_000_000])
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
         path = download.download_model("mobilesr-x4")
     assert server.requests == [("mobilesr_x4.pth", "bytes=1000000-", 206)]
-    assert catalog.sha256_of(path) == MOBILESR_SHA256
+    assert store.sha256_of(path) == MOBILESR_SHA256
 
 
 def test_a_stale_part_file_that_does_not_verify_is_downloaded_again(monkeypatch, weights):
-    (catalog.model_store() / "mobilesr_x4.pth.part").write_bytes(b"\0" * 1_000_000)  # another file's beginning
+    (store.model_store() / "mobilesr_x4.pth.part").write_bytes(b"\0" * 1_000_000)  # another file's beginning
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
         path = download.download_model("mobilesr-x4")
     assert [r[1] for r in server.requests] == ["bytes=1000000-", None]
-    assert catalog.sha256_of(path) == MOBILESR_SHA256
+    assert store.sha256_of(path) == MOBILESR_SHA256
 
 
 def test_a_server_without_range_support_restarts_from_zero(monkeypatch, weights):
@@ -96,7 +96,7 @@ def test_a_server_without_range_support_restarts_from_zero(monkeypatch, weights)
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}, mobilesr_x4__pth=behaviour) as server:
         path = download.download_model("mobilesr-x4")
     assert [r[2] for r in server.requests] == [200, 200]
-    assert catalog.sha256_of(path) == MOBILESR_SHA256
+    assert store.sha256_of(path) == MOBILESR_SHA256
 
 
 def test_wrong_bytes_are_refused_and_nothing_is_installed(monkeypatch, weights):
@@ -106,7 +106,7 @@ def test_wrong_bytes_are_refused_and_nothing_is_installed(monkeypatch, weights):
     print(error.value)
     assert MOBILESR_SHA256 in str(error.value) and "Nothing was installed" in str(error.value)
     assert store_names() == []
-    assert catalog.installed_path(catalog.get_entry("mobilesr-x4")) is None
+    assert store.installed_path(store.get_entry("mobilesr-x4")) is None
 
 
 def test_a_file_of_the_wrong_size_is_refused_before_downloading(monkeypatch):
@@ -139,7 +139,7 @@ def test_a_server_that_keeps_failing_gives_up_after_bounded_retries(monkeypatch,
         with pytest.raises(DownloadError, match=r"failed after 4 attempts"):
             download.download_model("mobilesr-x4")
     assert len(server.requests) == download.MAX_FAILURES_IN_A_ROW
-    assert catalog.installed_path(catalog.get_entry("mobilesr-x4")) is None
+    assert store.installed_path(store.get_entry("mobilesr-x4")) is None
 
 
 def test_cancel_stops_and_leaves_nothing(monkeypatch, weights):
@@ -152,7 +152,7 @@ def test_cancel_stops_and_leaves_nothing(monkeypatch, weights):
 
 
 def test_mirror_keeps_the_file_name(monkeypatch):
-    entry = catalog.get_entry("swinir-real-l-x4-gan")
+    entry = store.get_entry("swinir-real-l-x4-gan")
     monkeypatch.delenv("ENHANCER_MODEL_MIRROR", raising=False)
     assert download.source_url(entry) == entry.url
     monkeypatch.setenv("ENHANCER_MODEL_MIRROR", "http://127.0.0.1:9/mirror")
@@ -169,11 +169,11 @@ def test_restormer_needs_its_licence_accepted_first(monkeypatch):
         # Accepting records it; the download then goes on (and this small file is refused by its size).
         with pytest.raises(DownloadError, match="104700429 bytes"):
             download.download_model("restormer-motion-deblur", accept_license=True)
-    entry = catalog.get_entry("restormer-motion-deblur")
-    assert catalog.license_accepted(entry)
-    index = json.loads((catalog.model_store() / catalog.STORE_INDEX).read_text())
+    entry = store.get_entry("restormer-motion-deblur")
+    assert store.license_accepted(entry)
+    index = json.loads((store.model_store() / store.STORE_INDEX).read_text())
     assert index["licenses_accepted"]["restormer-motion-deblur"]["license"] == entry.license
-    assert store_names() == [catalog.STORE_INDEX]
+    assert store_names() == [store.STORE_INDEX]
 
 
 def test_a_download_that_is_not_a_model_is_refused(tmp_path, monkeypatch):
@@ -223,19 +223,19 @@ def test_trust_on_first_use_records_the_checksum_and_enforces_it(tmp_path, monke
     notices = []
     with serve(monkeypatch, {"test_x2.pth": golden}):
         path = download.download_model("test-mobilesr-x2", on_notice=notices.append)
-    digest = catalog.sha256_of(golden)
-    assert catalog.sha256_of(path) == digest
+    digest = store.sha256_of(golden)
+    assert store.sha256_of(path) == digest
     assert len(notices) == 1 and digest in notices[0] and "trust on first use" in notices[0]
     print(notices[0])
-    entry = catalog.get_entry("test-mobilesr-x2")
-    assert catalog.recorded_checksum(entry)["sha256"] == digest
-    assert catalog.expected_checksum(entry) == (digest, golden.stat().st_size, True)
+    entry = store.get_entry("test-mobilesr-x2")
+    assert store.recorded_checksum(entry)["sha256"] == digest
+    assert store.expected_checksum(entry) == (digest, golden.stat().st_size, True)
 
-    catalog.delete_model("test-mobilesr-x2")
+    store.delete_model("test-mobilesr-x2")
     with serve(monkeypatch, {"test_x2.pth": golden}, test_x2__pth=Behaviour(corrupt=True)):
         with pytest.raises(DownloadError, match="recorded on its first download"):
             download.download_model("test-mobilesr-x2")
-    assert catalog.installed_path(entry) is None
+    assert store.installed_path(entry) is None
     with serve(monkeypatch, {"test_x2.pth": golden}):
         notices.clear()
         download.download_model("test-mobilesr-x2", on_notice=notices.append)

@@ -160,7 +160,7 @@ def test_bicubic_baseline_matches_the_published_set5_figure():
 
 def test_bundled_default_is_in_the_catalog_and_loads():
     from enhancer import load_model
-    from enhancer.catalog import load_catalog
+    from enhancer.store import load_catalog
 
     defaults = [entry for entry in load_catalog() if entry.default]
     if not defaults or not defaults[0].bundled:

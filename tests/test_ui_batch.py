@@ -7,7 +7,7 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from enhancer import catalog  # noqa: E402
+from enhancer import store  # noqa: E402
 from conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
 from test_ui_main import write_photo  # noqa: E402
 from ui.batch_dialog import BatchDialog  # noqa: E402
@@ -15,7 +15,7 @@ from ui.settings import Settings  # noqa: E402
 
 
 def test_batch_processes_the_rest_and_lists_the_corrupt_file(qtbot, tmp_path):
-    model_id = catalog.import_model(need_shared(MOBILESR_WEIGHTS)).id
+    model_id = store.import_model(need_shared(MOBILESR_WEIGHTS)).id
     photos = tmp_path / "photos"
     (photos / "trip" / "day2").mkdir(parents=True)
     write_photo(photos / "a.png", 24, 16)

@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QTimer, Qt  # noqa: E402
 
-from enhancer import catalog  # noqa: E402
+from enhancer import store  # noqa: E402
 from conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 from ui.settings import Settings  # noqa: E402
@@ -28,7 +28,7 @@ def write_photo(path: Path, width: int, height: int) -> Path:
 
 @pytest.fixture
 def mobilesr_id() -> str:
-    return catalog.import_model(need_shared(MOBILESR_WEIGHTS)).id
+    return store.import_model(need_shared(MOBILESR_WEIGHTS)).id
 
 
 @pytest.fixture

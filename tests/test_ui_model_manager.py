@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from conftest import MOBILESR_WEIGHTS, need_shared  # noqa: E402
-from enhancer import catalog, download  # noqa: E402
+from enhancer import download, store  # noqa: E402
 from http_model_server import ModelServer  # noqa: E402
 from ui.model_manager import ModelManagerDialog  # noqa: E402
 
@@ -27,7 +27,7 @@ def test_download_import_and_delete(qtbot, monkeypatch):
             dialog._download.signals.progress.connect(lambda *a: progress.append(a))
     assert ended.args == ["ok"], dialog.last_message
     assert dialog.state_of("mobilesr-x4") == "installed"
-    assert catalog.is_installed(catalog.get_entry("mobilesr-x4"))
+    assert store.is_installed(store.get_entry("mobilesr-x4"))
     assert not dialog.download_button.isEnabled() and dialog.delete_button.isEnabled()
 
     with qtbot.waitSignal(dialog.importEnded, timeout=60000) as imported:
@@ -39,19 +39,19 @@ def test_download_import_and_delete(qtbot, monkeypatch):
     dialog.select("mobilesr-x4")
     dialog.delete_selected(confirm=False)
     assert dialog.state_of("mobilesr-x4") == "not installed"
-    assert not catalog.is_installed(catalog.get_entry("mobilesr-x4"))
+    assert not store.is_installed(store.get_entry("mobilesr-x4"))
     print(f"\nprogress reports seen by the dialog: {len(progress)}; imported as {new_id}")
 
 
 def test_restormer_licence_must_be_accepted_before_downloading(qtbot, monkeypatch):
     dialog = ModelManagerDialog()
     qtbot.addWidget(dialog)
-    restormer = next(e for e in catalog.load_catalog() if e.requires_license_acceptance)
+    restormer = next(e for e in store.load_catalog() if e.requires_license_acceptance)
     dialog.select(restormer.id)
     dialog.auto_accept_license = False  # the user presses "Decline"
     dialog.download_selected()
     assert "licence was not accepted" in dialog.status.text()
-    assert dialog._download is None and not catalog.license_accepted(restormer)
+    assert dialog._download is None and not store.license_accepted(restormer)
     assert "non-commercial" in download.license_text(restormer)
 
 

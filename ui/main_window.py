@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from enhancer import catalog
+from enhancer import store
+from enhancer.catalog import format_size
 from enhancer.imageio import IMAGE_EXTENSIONS
 from enhancer.pipeline import Job, ModelCache
 
@@ -365,11 +366,11 @@ class MainWindow(QMainWindow):
         if not model_id:
             return
         try:
-            entry = catalog.get_entry(model_id)
+            entry = store.get_entry(model_id)
         except Exception as exc:  # noqa: BLE001 - a broken catalog entry is shown, not raised
             self.show_error("Model unavailable", str(exc))
             return
-        if not catalog.is_installed(entry):
+        if not store.is_installed(entry):
             self._offer_install(entry)
             return
         job = self.make_job([str(self.photo_path)], [model_id])
@@ -394,7 +395,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Information)
         box.setWindowTitle("Model not installed")
-        size = f" ({catalog.format_size(entry.size)})" if entry.size else ""
+        size = f" ({format_size(entry.size)})" if entry.size else ""
         box.setText(f"{entry.name} is not installed yet.")
         box.setInformativeText(
             f"Download it{size} in the model manager, or import a model file you have. "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from enhancer.catalog import CatalogEntry, format_size, is_installed, load_catalog
+from enhancer.catalog import CatalogEntry, format_size
+from enhancer.store import is_installed, load_catalog
 
 TASK_GROUPS = ("Upscale x2", "Upscale x3", "Upscale x4", "Denoise", "Deblur", "Fix JPEG", "Derain", "Other")
 

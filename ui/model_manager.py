@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from enhancer import catalog
+from enhancer import store
+from enhancer.catalog import format_size
 from enhancer.download import download_model, license_text
 from enhancer.errors import Cancelled
 
@@ -170,7 +171,7 @@ class ModelManagerDialog(QDialog):
                 self.table.insertRow(row)
                 state = "bundled" if installed and entry.is_bundled else ("imported" if entry.imported else
                                                                           ("installed" if installed else "not installed"))
-                values = (group, entry.name, entry.license, catalog.format_size(entry.size) if entry.size else "–", state)
+                values = (group, entry.name, entry.license, format_size(entry.size) if entry.size else "–", state)
                 for column, value in enumerate(values):
                     item = QTableWidgetItem(value)
                     item.setData(Qt.ItemDataRole.UserRole, entry.id)
@@ -205,8 +206,8 @@ class ModelManagerDialog(QDialog):
     def _update_buttons(self) -> None:
         busy = self._download is not None or self._import is not None
         model_id = self.selected_id()
-        entry = catalog.get_entry(model_id) if model_id else None
-        installed = entry is not None and catalog.is_installed(entry)
+        entry = store.get_entry(model_id) if model_id else None
+        installed = entry is not None and store.is_installed(entry)
         self.download_button.setEnabled(not busy and entry is not None and not installed and bool(entry.url))
         self.delete_button.setEnabled(not busy and entry is not None and not entry.is_bundled
                                       and (installed or entry.imported))
@@ -224,15 +225,15 @@ class ModelManagerDialog(QDialog):
     def show_license(self) -> None:
         model_id = self.selected_id()
         if model_id:
-            LicenseDialog(license_text(catalog.get_entry(model_id)), ask=False, parent=self).exec()
+            LicenseDialog(license_text(store.get_entry(model_id)), ask=False, parent=self).exec()
 
     def download_selected(self) -> None:
         model_id = self.selected_id()
         if model_id is None or self._download is not None:
             return
-        entry = catalog.get_entry(model_id)
+        entry = store.get_entry(model_id)
         accept = False
-        if entry.requires_license_acceptance and not catalog.license_accepted(entry):
+        if entry.requires_license_acceptance and not store.license_accepted(entry):
             if self.auto_accept_license is None:
                 accept = LicenseDialog(license_text(entry), ask=True, parent=self).exec() == QDialog.DialogCode.Accepted
             else:
@@ -258,9 +259,9 @@ class ModelManagerDialog(QDialog):
         if total:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * done / total))
-            self.status.setText(f"{catalog.format_size(done)} of {catalog.format_size(total)}{rate_text}")
+            self.status.setText(f"{format_size(done)} of {format_size(total)}{rate_text}")
         else:
-            self.status.setText(f"{catalog.format_size(done)}{rate_text}")
+            self.status.setText(f"{format_size(done)}{rate_text}")
 
     def _download_ended(self, how: str, message: str) -> None:
         notices = self._download.notices if self._download else []
@@ -288,7 +289,7 @@ class ModelManagerDialog(QDialog):
 
     def import_file(self, path: str) -> None:
         """Check and copy the file in the pool (it may be hundreds of MB); the table updates when done."""
-        runnable = CallRunnable(catalog.import_model, path)
+        runnable = CallRunnable(store.import_model, path)
         runnable.signals.done.connect(self._imported)
         runnable.signals.failed.connect(self._import_failed)
         self._import = runnable
@@ -318,13 +319,13 @@ class ModelManagerDialog(QDialog):
         model_id = self.selected_id()
         if model_id is None:
             return
-        entry = catalog.get_entry(model_id)
+        entry = store.get_entry(model_id)
         if confirm:
             answer = QMessageBox.question(self, "Delete model", f"Delete {entry.name} from this computer?")
             if answer != QMessageBox.StandardButton.Yes:
                 return
         try:
-            catalog.delete_model(model_id)
+            store.delete_model(model_id)
         except Exception as exc:  # noqa: BLE001
             QMessageBox.warning(self, "Delete failed", readable_error(exc))
             return

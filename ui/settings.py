@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from enhancer.options import DEVICES, OUTPUT_FORMATS, PRECISIONS
+from enhancer.paths import config_dir
+
 MAX_RECENT_FILES = 10
-OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tiff")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def settings_path() -> Path:
     """Where the settings live: under ENHANCER_DATA_DIR when set (tests, portable installs), else the user config dir."""
-    override = os.environ.get("ENHANCER_DATA_DIR")
-    if override:
-        return Path(override) / "gui-settings.ini"
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("photo-enhancer", appauthor=False)) / "gui-settings.ini"
+    return config_dir() / "gui-settings.ini"
 
 
 @dataclass

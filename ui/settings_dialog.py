@@ -19,7 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .settings import DEVICES, OUTPUT_FORMATS, PRECISIONS, Settings
+from enhancer.options import DEVICES, OUTPUT_FORMATS, PRECISIONS
+
+from .settings import Settings
 
 TILE_CHOICES = ("auto", "128", "192", "256", "384", "512", "768", "1024")
 

@@ -25,9 +25,9 @@ def default_cache_dir() -> Path:
     env = os.environ.get("ENHANCER_CACHE_DIR")
     if env:
         return Path(env)
-    from platformdirs import user_cache_dir
+    from ..paths import cache_dir
 
-    return Path(user_cache_dir("photo-enhancer")) / "training"
+    return cache_dir() / "training"
 
 
 def list_images(folders: Sequence[str | os.PathLike]) -> list[Path]:
