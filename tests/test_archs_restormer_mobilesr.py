@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from bench.mobilesr_baseline import MobileSRBaseline
-from enhancer.archs.mobilesr import network as mobilesr_module
-from enhancer.archs.mobilesr import MobileSR
+from enhancer.archs.mobilesr import fast_cpu as mobilesr_fast
+from enhancer.archs.mobilesr import MobileSR, MobileSRFastCPU
+from enhancer.archs.mobilesr import SPEC as MOBILESR_SPEC
 from enhancer.archs.onednn import dtype_runs_fused
-from enhancer.archs.restormer import Restormer
+from enhancer.archs.restormer import Restormer, RestormerFastCPU
+from enhancer.archs.restormer import SPEC as RESTORMER_SPEC
 from enhancer.checkpoints import model_from_state_dict
 from enhancer.archs.mobilesr import detect as detect_mobilesr
 from enhancer.devices import cpu_capabilities
@@ -32,6 +34,17 @@ def _randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net.eval()
 
 
+CPU = torch.device("cpu")
+
+
+def _fast(net: torch.nn.Module) -> torch.nn.Module:
+    """The CPU inference module the tiler runs for `net` (its fast path on this CPU)."""
+    spec = MOBILESR_SPEC if isinstance(net, MobileSR) else RESTORMER_SPEC
+    fast = spec.for_inference(net, CPU)
+    assert isinstance(fast, (MobileSRFastCPU, RestormerFastCPU)), "this CPU has oneDNN's fused fp32 ops"
+    return fast
+
+
 # ---------------------------------------------------------------- MobileSR
 
 
@@ -39,20 +52,23 @@ def _randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 @pytest.mark.parametrize("size", [(19, 27), (16, 24)])
 def test_mobilesr_fast_path_matches_frozen_baseline(scale, ratios, size):
     kwargs = dict(n_feats=16, n_heads=4, ratios=ratios, upscaling_factor=scale)
-    fast = _randomise(MobileSR(**kwargs), seed=scale)
+    net = _randomise(MobileSR(**kwargs), seed=scale)
+    fast = _fast(net)
     plain = MobileSRBaseline(**kwargs).eval()
-    plain.load_state_dict(fast.state_dict(), strict=True)
+    plain.load_state_dict(net.state_dict(), strict=True)
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         expected = plain(x)
         got = fast(x)
+        ours_plain = net(x)
     with torch.no_grad():
         got_no_grad = fast(x)
     assert got.shape == (2, 3, size[0] * scale, size[1] * scale)
     assert got.is_contiguous()
     assert (got - expected).abs().max().item() <= 1e-4
     assert (got_no_grad - expected).abs().max().item() <= 1e-4
-    # The autograd path (training) gives the same numbers and real gradients.
+    assert (ours_plain - expected).abs().max().item() <= 1e-4
+    # With autograd on (training) the fast module runs the plain network: the same numbers and real gradients.
     x_grad = x.clone().requires_grad_(True)
     differentiable = fast(x_grad)
     assert (differentiable.detach() - expected).abs().max().item() <= 1e-4
@@ -64,12 +80,13 @@ def test_mobilesr_fast_path_matches_frozen_baseline(scale, ratios, size):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_mobilesr_row_bands_match_the_whole_tensor_pass(monkeypatch, band_bytes, min_rows, scale):
     """Large tiles run attention, MLP, ResBlock and upsampling in row bands; the result must not change."""
-    from enhancer.archs.mobilesr import network as module
+    module = mobilesr_fast
 
     kwargs = dict(n_feats=16, n_heads=4, ratios=[4, 2], upscaling_factor=scale)
-    fast = _randomise(MobileSR(**kwargs), seed=7)
+    net = _randomise(MobileSR(**kwargs), seed=7)
+    fast = _fast(net)
     plain = MobileSRBaseline(**kwargs).eval()
-    plain.load_state_dict(fast.state_dict(), strict=True)
+    plain.load_state_dict(net.state_dict(), strict=True)
     x = torch.rand(2, 3, 29, 37, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         expected = plain(x)
@@ -79,10 +96,10 @@ def test_mobilesr_row_bands_match_the_whole_tensor_pass(monkeypatch, band_bytes,
         got = fast(x)
         # Called on their own, the banded blocks leave their input alone (only the network's own temporaries are
         # overwritten in place).
-        feats = fast.head(x).contiguous(memory_format=torch.channels_last)
+        feats = net.head(x).contiguous(memory_format=torch.channels_last)
         kept = feats.clone()
-        transformer, resblock = fast.body.layers[0]
-        resblock(transformer(feats))
+        transformer, resblock = net.body.layers[0]
+        fast.run_resblock(resblock, fast.run_transformer(transformer, feats))
         assert torch.equal(feats, kept)
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() <= 1e-4
@@ -90,12 +107,13 @@ def test_mobilesr_row_bands_match_the_whole_tensor_pass(monkeypatch, band_bytes,
 
 def test_mobilesr_cached_constants_follow_new_weights():
     kwargs = dict(n_feats=16, n_heads=4, ratios=[2], upscaling_factor=4)
-    fast = _randomise(MobileSR(**kwargs), seed=3)
+    net = _randomise(MobileSR(**kwargs), seed=3)
+    fast = _fast(net)
     x = torch.rand(1, 3, 16, 16)
     with torch.inference_mode():
         fast(x)  # fills the caches (folded pos_embed, reordered upsampling weights)
     other = _randomise(MobileSR(**kwargs), seed=4)
-    fast.load_state_dict(other.state_dict())
+    net.load_state_dict(other.state_dict())
     plain = MobileSRBaseline(**kwargs).eval()
     plain.load_state_dict(other.state_dict())
     with torch.inference_mode():
@@ -118,7 +136,7 @@ def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
     with torch.inference_mode():
         reference = plain(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            mixed = net(x)
+            mixed = _fast(net)(x)
             plain_mixed = plain(x)
     path = _cpu_bf16_path()
     assert mixed.dtype == torch.float32, path  # the bilinear skip and the final sum stay fp32
@@ -139,10 +157,12 @@ def test_mobilesr_under_a_gpu_style_autocast_keeps_the_plain_ops(scale):
     with torch.inference_mode():
         reference = plain(x)
         with torch.autocast("cpu", dtype=torch.float16):
-            mixed = net(x)
+            mixed = _fast(net)(x)
+            ours_plain = net(x)
             plain_mixed = plain(x)
     assert mixed.dtype == torch.float32 and mixed.shape == reference.shape
-    assert (mixed - reference).abs().max().item() <= 2 * (plain_mixed - reference).abs().max().item() + 1e-4
+    for got in (mixed, ours_plain):
+        assert (got - reference).abs().max().item() <= 2 * (plain_mixed - reference).abs().max().item() + 1e-4
 
 
 def test_mobilesr_runs_natively_in_bf16_under_cpu_autocast_and_as_a_bf16_network():
@@ -151,15 +171,18 @@ def test_mobilesr_runs_natively_in_bf16_under_cpu_autocast_and_as_a_bf16_network
     fallback). Either way they stay close to fp32, and the caches follow the dtype."""
     kwargs = dict(n_feats=16, n_heads=4, ratios=[4, 2], upscaling_factor=4)
     net = _randomise(MobileSR(**kwargs), seed=6)
+    fast = _fast(net)
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(3))
     native = cpu_capabilities().bf16_runs
     with torch.inference_mode():
-        reference = net(x)
+        reference = fast(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert (mobilesr_module._inference_dtype(x) == torch.bfloat16) == native, _cpu_bf16_path()
-            mixed = net(x)
-        as_bf16 = net.to(torch.bfloat16)(x.bfloat16())
-        again = net.float()(x)  # back to fp32 (weights now rounded to bf16): no stale cached weights are used
+            assert (mobilesr_fast.inference_dtype(x) == torch.bfloat16) == native, _cpu_bf16_path()
+            mixed = fast(x)
+        net.to(torch.bfloat16)
+        as_bf16 = fast(x.bfloat16())
+        net.float()
+        again = fast(x)  # back to fp32 (weights now rounded to bf16): no stale cached weights are used
         plain = MobileSRBaseline(**kwargs).eval()
         plain.load_state_dict(net.state_dict())
         expected_again = plain(x)
@@ -191,7 +214,7 @@ def test_mobilesr_detection_round_trip(scale, ratios):
 
 
 def test_restormer_batch_of_one_equals_batch_of_two():
-    net = _randomise(Restormer(**SMALL_RESTORMER), seed=6)
+    net = _fast(_randomise(Restormer(**SMALL_RESTORMER), seed=6))
     x = torch.rand(2, 3, 16, 24)
     with torch.inference_mode():
         both = net(x)
@@ -208,15 +231,16 @@ def test_restormer_fused_inference_matches_the_module_path(bias, norm):
     net = _randomise(Restormer(**SMALL_RESTORMER, bias=bias, LayerNorm_type=norm), seed=8)
     x = torch.rand(1, 3, 24, 32)
     with torch.inference_mode():
-        fused = net(x)
+        fused = _fast(net)(x)
     plain = net(x.clone().requires_grad_(True)).detach()
     assert (fused - plain).abs().max().item() <= 1e-5 * max(1.0, plain.abs().max().item())
 
 
 def test_restormer_rejects_sizes_that_are_not_multiples_of_8():
     net = Restormer(**SMALL_RESTORMER).eval()
-    with pytest.raises(ValueError, match="multiples of 8"):
-        net(torch.rand(1, 3, 20, 24))
+    for module in (net, _fast(net)):
+        with pytest.raises(ValueError, match="multiples of 8"), torch.inference_mode():
+            module(torch.rand(1, 3, 20, 24))
 
 
 def test_restormer_trains_and_autocasts():
@@ -229,8 +253,10 @@ def test_restormer_trains_and_autocasts():
         reference = net(x.detach())
         with torch.autocast("cpu", dtype=torch.bfloat16):
             mixed = net(x.detach())
-    assert mixed.dtype == torch.float32  # residual sums keep fp32 under autocast
-    assert (mixed - reference).abs().max().item() <= 0.02 * reference.abs().max().item()
+            fast_mixed = _fast(net)(x.detach())
+    for got in (mixed, fast_mixed):
+        assert got.dtype == torch.float32  # residual sums keep fp32 under autocast
+        assert (got - reference).abs().max().item() <= 0.02 * reference.abs().max().item()
 
 
 @pytest.mark.parametrize("ffn", [2.66, 2.0, 1.5, 2.33, 3.0, 4.0])

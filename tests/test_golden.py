@@ -63,15 +63,17 @@ def test_golden_case_matches_official_output(case, golden_dir):
     assert model.scale * inputs.shape[-1] == expected.shape[-1]
     assert model.in_channels == inputs.shape[1] and model.out_channels == expected.shape[1]
 
-    with torch.no_grad():
-        out = model.net(inputs)
-        single = model.net(inputs[1:])
-    assert out.shape == expected.shape and out.dtype == torch.float32
-    diff = (out - expected).abs().max().item()
-    print(f"{case['name']}: max abs diff {diff:.2e} (input {tuple(inputs.shape)})")
-    assert diff <= TOLERANCE, f"{case['name']}: max abs diff {diff:.3e} > {TOLERANCE}"
-    # The second image alone gives what it gave inside the batch: no mixing across the batch.
-    assert (single - expected[1:]).abs().max().item() <= TOLERANCE
+    # The network as published, and the module the tiler runs on this CPU (its fast path, where one is registered).
+    for kind, net in (("plain", model.net), ("cpu inference", model.spec.for_inference(model.net, torch.device("cpu")))):
+        with torch.no_grad():
+            out = net(inputs)
+            single = net(inputs[1:])
+        assert out.shape == expected.shape and out.dtype == torch.float32
+        diff = (out - expected).abs().max().item()
+        print(f"{case['name']} ({kind}, {type(net).__name__}): max abs diff {diff:.2e} (input {tuple(inputs.shape)})")
+        assert diff <= TOLERANCE, f"{case['name']} ({kind}): max abs diff {diff:.3e} > {TOLERANCE}"
+        # The second image alone gives what it gave inside the batch: no mixing across the batch.
+        assert (single - expected[1:]).abs().max().item() <= TOLERANCE
 
 
 @pytest.mark.parametrize("manifest_path", _manifests() or [pytest.param(None, marks=pytest.mark.skip("needs ../shared/golden"))],
@@ -115,29 +117,35 @@ def _same(detected, official) -> bool:
 
 
 def test_swinir_masks_are_built_once_per_size_and_stay_correct(monkeypatch):
-    """Shift masks are cached per input size: a repeated size builds nothing, and switching sizes stays exact."""
+    """Shift masks are cached per input size by the CPU inference module: a repeated size builds nothing, and
+    switching sizes stays exact (and equal, bit for bit, to the plain network, which builds them on every call)."""
+    from enhancer.archs.swinir import SPEC, SwinIRFastCPU
+    from enhancer.archs.swinir import fast_cpu as swinir_fast
     from enhancer.archs.swinir import network as swinir_module
 
     kwargs = dict(upscale=2, in_chans=3, img_size=32, window_size=8, img_range=1.0, depths=[2, 2], embed_dim=12,
                   num_heads=[2, 3], mlp_ratio=2.0, upsampler="pixelshuffle", resi_connection="1conv")
     torch.manual_seed(1)
     net = swinir_module.SwinIR(**kwargs).eval()
+    fast = SPEC.for_inference(net, torch.device("cpu"))
+    assert isinstance(fast, SwinIRFastCPU)
     builds = []
-    original = swinir_module.border_shift_mask
-    monkeypatch.setattr(swinir_module, "border_shift_mask", lambda *a: builds.append(a) or original(*a))
+    original = swinir_fast.border_shift_mask
+    monkeypatch.setattr(swinir_fast, "border_shift_mask", lambda *a: builds.append(a) or original(*a))
     small, large = torch.rand(1, 3, 17, 26), torch.rand(1, 3, 33, 40)
     with torch.no_grad():
-        first = net(small)
+        first = fast(small)
         built = len(builds)
         assert built == 2  # one per shifted block (two layers of two blocks)
-        assert torch.equal(net(small), first)
+        assert torch.equal(fast(small), first)
         assert len(builds) == built
-        net(large)
-        again = net(small)
+        fast(large)
+        again = fast(small)
         fresh = swinir_module.SwinIR(**kwargs).eval()
         fresh.load_state_dict(net.state_dict())
-        reference = fresh(small)
-    assert torch.equal(again, first) and torch.equal(reference, first)
+        reference = SPEC.for_inference(fresh, torch.device("cpu"))(small)
+        plain = net(small)
+    assert torch.equal(again, first) and torch.equal(reference, first) and torch.equal(plain, first)
     assert len(builds) == 3 * built  # the large size, the fresh net; the small size came back from the cache
 
 

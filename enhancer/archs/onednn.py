@@ -1,14 +1,20 @@
-"""When the networks' CPU inference fast paths may call oneDNN's fused ops (GEMM/conv with an activation, add or
-multiply post-op), and the NHWC views those ops work on. Shared by the network modules; holds no network."""
+"""When the networks' CPU inference fast paths (`archs/<name>/fast_cpu.py`) are used and may call oneDNN's fused
+ops (GEMM/conv with an activation, add or multiply post-op), and the NHWC views those ops work on. Shared by the fast
+modules; holds no network. The networks themselves (`network.py`) never call oneDNN."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+from torch import nn
 
 from ..devices import cpu_capabilities
 
 
-def _compiling() -> bool:
+def compiling() -> bool:
+    """True while torch.compile / torch.export traces the code (inductor fuses the plain ops itself and cannot lower
+    oneDNN's fused ones, so the fast modules hand over to the plain network)."""
     check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
     return bool(check and check())
 
@@ -23,7 +29,7 @@ def fused_ops_usable(x: torch.Tensor, dtypes: tuple[torch.dtype, ...] = (torch.f
         and x.dtype in dtypes
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
-        and not _compiling()
+        and not compiling()
         and dtype_runs_fused(x.dtype)
     )
 
@@ -35,6 +41,25 @@ def dtype_runs_fused(dtype: torch.dtype) -> bool:
     if not caps.onednn_fused_ops:
         return False
     return dtype == torch.float32 or (dtype == torch.bfloat16 and caps.bf16_runs)
+
+
+def cpu_fast_path(device: torch.device | str) -> bool:
+    """The one rule for using a network's CPU fast module: a CPU device whose oneDNN runs the fused fp32 ops (what
+    `fused_ops_usable` needs of the machine). Elsewhere (CUDA, MPS, a CPU without them) the plain network runs.
+    Per call the fast modules still hand autograd and compile tracing to the plain network."""
+    return torch.device(device).type == "cpu" and dtype_runs_fused(torch.float32)
+
+
+def on_cpu_fast_path(
+    make: Callable[[nn.Module], nn.Module],
+) -> Callable[[nn.Module, torch.device], nn.Module]:
+    """An `ArchSpec.for_inference`: `make(net)` (the fast module wrapping `net`) where `cpu_fast_path(device)`,
+    otherwise `net` itself."""
+
+    def for_inference(net: nn.Module, device: torch.device) -> nn.Module:
+        return make(net) if cpu_fast_path(device) else net
+
+    return for_inference
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:

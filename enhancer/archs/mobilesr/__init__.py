@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..onednn import on_cpu_fast_path
 from ..spec import ArchSpec, Config
 from . import detect as _detect
+from .fast_cpu import MobileSRFastCPU
 from .network import MobileSR
 
 
@@ -29,6 +31,7 @@ SPEC = ArchSpec(
     pad_multiple=lambda config: 1,  # it zero-pads each attention input to the window inside the network
     default_overlap=lambda config: 2 * _window(config),
     floats_per_pixel=_floats_per_pixel,
+    for_inference=on_cpu_fast_path(MobileSRFastCPU),  # the plain network on other devices
 )
 
-__all__ = ["SPEC", "MobileSR"]
+__all__ = ["SPEC", "MobileSR", "MobileSRFastCPU"]

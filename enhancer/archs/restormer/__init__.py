@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..onednn import on_cpu_fast_path
 from ..spec import ArchSpec, Config
 from . import detect as _detect
+from .fast_cpu import RestormerFastCPU
 from .network import Restormer
 
 
@@ -27,6 +29,7 @@ SPEC = ArchSpec(
     # Its channel attention normalises over the whole tile, so it gets the largest tiles that fit.
     max_tile_cpu=1024,
     max_tile_gpu=4096,
+    for_inference=on_cpu_fast_path(RestormerFastCPU),  # the plain network on other devices
 )
 
-__all__ = ["SPEC", "Restormer"]
+__all__ = ["SPEC", "Restormer", "RestormerFastCPU"]

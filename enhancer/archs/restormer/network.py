@@ -1,14 +1,11 @@
-"""Restormer (Zamir et al., CVPR 2022), key for key with the official checkpoints, written for inference speed.
+"""Restormer (Zamir et al., CVPR 2022), key for key with the official checkpoints.
 
-Layout: activations are kept channels_last (NHWC in memory, NCHW in shape) from the first conv to the last. Then
-  - the channel LayerNorm is one `F.layer_norm` pass over the contiguous channel dim, with no permute copies,
-  - 1×1 and depth-wise convs run on oneDNN without format reorders,
-  - the transposed ("channel") attention reads q, k and v straight out of the qkv tensor as strided views.
-The attention never materialises the normalised q and k: the Gram matrix q·kᵀ is divided by the outer product of
-their norms afterwards, and `project_out` is folded into the small per-image C×C mixing matrix, so the image-sized
-work is one matmul over v. In fp32 CPU inference the feed-forward's gate and value halves are computed apart, with
-GELU and the gating product as post-ops of oneDNN's depth-wise convs. H and W of the input must be multiples of 8
-(the caller reflect-pads).
+The network as published: a 4-level encoder-decoder of transformer blocks, each a multi-Dconv head transposed
+attention (attention between channels, over all pixels) and a gated-Dconv feed-forward network, both after a channel
+LayerNorm and both residual. Plain differentiable ops only: this module trains, exports (`torch.onnx.export`,
+`torch.export.export`) and compiles. The CPU inference fast path with the same weights and results is
+`fast_cpu.RestormerFastCPU`, registered in the package's spec. H and W of the input must be multiples of 8 (the
+caller reflect-pads).
 """
 
 from __future__ import annotations
@@ -19,28 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..onednn import fused_ops_usable
-from ..onednn import nchw as _nchw
-from ..onednn import nhwc as _nhwc
-
 LAYER_NORM_EPS = 1e-5
 NORMALIZE_EPS = 1e-12  # F.normalize's default, as in the official attention
-
-
-def _linear_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """A 1×1 conv with an (out, in) weight as one oneDNN GEMM on the NHWC view of channels_last `x`."""
-    inp = _nhwc(x)
-    if not inp.is_contiguous():
-        inp = inp.contiguous()
-    return _nchw(torch.ops.mkldnn._linear_pointwise(inp, weight, bias, "none", [], ""))
-
-
-def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1×1 conv as one GEMM on the NHWC view (fp32 CPU inference). PyTorch would send a 1×1 conv with one thread
-    and a small batch to its slow im2col path; oneDNN's inner product runs it directly on channels_last data."""
-    if not fused_ops_usable(x):
-        return conv(x)
-    return _linear_nhwc(x, conv.weight.view(conv.out_channels, conv.in_channels), conv.bias)
 
 
 class _NormParams(nn.Module):
@@ -63,13 +40,13 @@ class LayerNorm(nn.Module):
         self.body = _NormParams(dim, self.with_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _nhwc(x)
+        x = x.permute(0, 2, 3, 1)  # b, h, w, c
         if self.with_bias:
             out = F.layer_norm(x, (x.shape[-1],), self.body.weight, self.body.bias, LAYER_NORM_EPS)
         else:
             var = torch.var(x, dim=-1, keepdim=True, unbiased=False)
             out = x * torch.rsqrt(var + LAYER_NORM_EPS) * self.body.weight
-        return _nchw(out)
+        return out.permute(0, 3, 1, 2)
 
 
 class FeedForward(nn.Module):
@@ -83,33 +60,8 @@ class FeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if fused_ops_usable(x):
-            return conv1x1(self.project_out, self._gated_fused(x))
-        gate, value = self.dwconv(conv1x1(self.project_in, x)).chunk(2, dim=1)
-        gated = F.gelu(gate)
-        gated = gated * value if torch.is_grad_enabled() else gated.mul_(value)
-        return conv1x1(self.project_out, gated)
-
-    def _gated_fused(self, x: torch.Tensor) -> torch.Tensor:
-        """GELU(dw(gate)) · dw(value) with the halves computed apart: two GEMMs of `hidden` outputs run 2-3× faster
-        than one of 2·hidden (rows of 254 or 256 floats thrash the cache), the GELU is a post-op of the gate's
-        depth-wise conv, and the product a post-op of the value's. No 2·hidden tensor, no separate GELU pass."""
-        hidden = self.project_out.in_channels
-        w_in = self.project_in.weight.view(2 * hidden, -1)
-        b_in, b_dw = self.project_in.bias, self.dwconv.bias
-        gate, value = (
-            _linear_nhwc(x, w_in[part], None if b_in is None else b_in[part])
-            for part in (slice(0, hidden), slice(hidden, None))
-        )
-        w_dw = self.dwconv.weight
-        ops, same = torch.ops.mkldnn, [1, 1]  # padding, stride and dilation of the 3×3 depth-wise conv
-        gate = ops._convolution_pointwise(
-            gate, w_dw[:hidden], None if b_dw is None else b_dw[:hidden], same, same, same, hidden, "gelu", [], "none"
-        )
-        return ops._convolution_pointwise(
-            value, gate, w_dw[hidden:], None if b_dw is None else b_dw[hidden:], same, same, same, hidden,
-            "mul", None, None, [], None,
-        )
+        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(gate) * value)
 
 
 class Attention(nn.Module):
@@ -127,38 +79,14 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        heads, head_dim = self.num_heads, c // self.num_heads
-        qkv = _nhwc(self.qkv_dwconv(conv1x1(self.qkv, x)))
-        if not qkv.is_contiguous():
-            qkv = qkv.contiguous()
-        qkv = qkv.reshape(b, h * w, 3 * c)
-        q, k, v = qkv[..., :c], qkv[..., c : 2 * c], qkv[..., 2 * c :]
-
-        # Per head: (head_dim × pixels) @ (pixels × head_dim), read in place from the NHWC qkv tensor.
-        q_heads = q.view(b, h * w, heads, head_dim).permute(0, 2, 3, 1)
-        k_heads = k.view(b, h * w, heads, head_dim).transpose(1, 2)
-        gram = torch.matmul(q_heads, k_heads)
-        # Norms over the pixels of each channel (what F.normalize(dim=-1) divides by in the official code), as the
-        # diagonals of q·qᵀ and k·kᵀ: GEMMs read the strided channels 4-5× faster than a strided norm reduction.
-        q_norm = _gram_diagonal(q_heads).sqrt().clamp_min(NORMALIZE_EPS).view(b, heads, head_dim, 1)
-        k_norm = _gram_diagonal(k_heads.transpose(-1, -2)).sqrt().clamp_min(NORMALIZE_EPS).view(b, heads, 1, head_dim)
-        logits = gram / (q_norm * k_norm) * self.temperature
-        attn = logits.softmax(dim=-1)  # b × heads × head_dim × head_dim
-
-        # project_out(attn @ v) == (W_out · blockdiag(attn)) @ v: mix once with a small C×C matrix per image.
-        w_out = self.project_out.weight.view(c, heads, head_dim).transpose(0, 1)  # heads × C × head_dim
-        mix = torch.matmul(w_out, attn)  # b × heads × C(out) × head_dim(in)
-        mix = mix.permute(0, 2, 1, 3).reshape(b, c, c)
-        if self.project_out.bias is None:
-            out = torch.bmm(v, mix.transpose(1, 2))
-        else:
-            out = torch.baddbmm(self.project_out.bias.view(1, 1, c), v, mix.transpose(1, 2))
-        return _nchw(out.view(b, h, w, c))
-
-
-def _gram_diagonal(rows: torch.Tensor) -> torch.Tensor:
-    """The squared norms of the rows of each … × n × pixels matrix."""
-    return torch.matmul(rows, rows.transpose(-1, -2)).diagonal(dim1=-2, dim2=-1)
+        heads = self.num_heads
+        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = (t.reshape(b, heads, c // heads, h * w) for t in (q, k, v))  # b, head, c, (h w)
+        q = F.normalize(q, dim=-1, eps=NORMALIZE_EPS)
+        k = F.normalize(k, dim=-1, eps=NORMALIZE_EPS)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+        out = (attn @ v).reshape(b, c, h, w)
+        return self.project_out(out)
 
 
 class TransformerBlock(nn.Module):
@@ -170,15 +98,8 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _residual(self.attn(self.norm1(x)), x)
-        return _residual(self.ffn(self.norm2(x)), x)
-
-
-def _residual(update: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x + update, in place into `update` when that is safe; under autocast the sum keeps x's (higher) precision."""
-    if update.dtype == x.dtype and not (torch.is_grad_enabled() and update.requires_grad):
-        return update.add_(x)
-    return x + update
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -257,18 +178,15 @@ class Restormer(nn.Module):
     def forward(self, inp_img: torch.Tensor) -> torch.Tensor:
         if inp_img.shape[-1] % 8 or inp_img.shape[-2] % 8:
             raise ValueError(f"Restormer needs H and W that are multiples of 8, got {tuple(inp_img.shape[-2:])}")
-        x = inp_img.contiguous(memory_format=torch.channels_last)
-        enc1_in = self.patch_embed(x)
+        enc1_in = self.patch_embed(inp_img)
         enc1 = self.encoder_level1(enc1_in)
         enc2 = self.encoder_level2(self.down1_2(enc1))
         enc3 = self.encoder_level3(self.down2_3(enc2))
         latent = self.latent(self.down3_4(enc3))
 
-        dec3 = self.decoder_level3(conv1x1(self.reduce_chan_level3, torch.cat([self.up4_3(latent), enc3], 1)))
-        dec2 = self.decoder_level2(conv1x1(self.reduce_chan_level2, torch.cat([self.up3_2(dec3), enc2], 1)))
+        dec3 = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], 1)))
+        dec2 = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], 1)))
         dec1 = self.refinement(self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1)))
         if self.dual_pixel_task:
-            out = self.output(dec1 + conv1x1(self.skip_conv, enc1_in))
-        else:
-            out = self.output(dec1) + x
-        return out.contiguous()
+            return self.output(dec1 + self.skip_conv(enc1_in))
+        return self.output(dec1) + inp_img

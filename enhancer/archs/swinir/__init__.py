@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..onednn import on_cpu_fast_path
 from ..spec import ArchSpec, Config
 from . import detect as _detect
+from .fast_cpu import SwinIRFastCPU
 from .network import SwinIR
 
 
@@ -34,6 +36,7 @@ SPEC = ArchSpec(
     floats_per_pixel=_floats_per_pixel,
     fp16_safe=False,  # its attention overflows in half precision
     ignored_buffer_suffixes=_detect.IGNORED_SUFFIXES,
+    for_inference=on_cpu_fast_path(SwinIRFastCPU),  # the plain network on other devices
 )
 
-__all__ = ["SPEC", "SwinIR"]
+__all__ = ["SPEC", "SwinIR", "SwinIRFastCPU"]

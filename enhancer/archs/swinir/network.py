@@ -1,22 +1,22 @@
-"""SwinIR (Liang et al., 2021), key-for-key compatible with the official checkpoints, written for inference speed.
+"""SwinIR (Liang et al., 2021), key-for-key compatible with the official checkpoints.
 
 Differences from the official code that do not change the result:
 - The tokens stay in (B, H*W, C) order for the whole body; viewed as (B, C, H, W) that is channels_last memory, so the
   convolutions between the stages need no transposes.
-- The relative-position bias of every block is gathered once per (device, dtype) and the shift mask once per input
-  size, instead of on every call. The official code rebuilds the mask on the CPU in every block for every new size.
 - Attention runs through `F.scaled_dot_product_attention` with the bias (and, for shifted blocks, the mask) as an
   additive float mask. In shifted blocks only the last row and column of windows have a mask at all, so those windows
   are attended separately and all inner windows share one small (heads, N, N) bias.
 - `relative_position_index` and `attn_mask` are not parameters and are not in `state_dict()`; the loader drops
-  those official buffers (see `enhancer.archs.swinir.detect.IGNORED_SUFFIXES`).
+  those official buffers (see `enhancer.archs.swinir.detect.IGNORED_SUFFIXES`). The network gathers the bias and
+  builds the shift mask for the input's size on every call; the CPU inference module (`fast_cpu.SwinIRFastCPU`)
+  keeps them between calls and hands them in through `biases`, which gives the same numbers.
+Plain differentiable ops only: this module trains, exports (`torch.onnx.export`, `torch.export.export`) and compiles.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +24,13 @@ from torch import nn
 
 # The official mask value for token pairs from different regions of a shifted window.
 MASK_VALUE = -100.0
-# How many input sizes keep their cached masks; tiles come in a handful of sizes.
-CACHE_SIZES = 4
+
+# Where a block's attention biases come from: (block, height, width, batch, device, dtype) -> (the (1, heads, N, N)
+# position bias, the (batch*nB, heads, N, N) bias plus shift mask of the border windows or None when not shifted).
+BiasSource = Callable[["SwinTransformerBlock", int, int, int, torch.device, torch.dtype],
+                      tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
-@lru_cache(maxsize=None)
 def relative_position_index(window: int) -> torch.Tensor:
     """(N, N) index into the (2w-1)^2 bias table, as in the official code."""
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
@@ -36,7 +38,6 @@ def relative_position_index(window: int) -> torch.Tensor:
     return rel[..., 0] * (2 * window - 1) + rel[..., 1]
 
 
-@lru_cache(maxsize=64)
 def _region_ids(height: int, width: int, window: int, shift: int) -> torch.Tensor:
     """(nW, N) region label of every token of every window of a shifted (rolled) image, as the official mask uses."""
     ids = torch.zeros(height, width)
@@ -87,23 +88,15 @@ class WindowAttention(nn.Module):
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        self._bias_cache: dict = {}
 
     def position_bias(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """(1, heads, N, N) bias (4-D: a 3-D mask sends SDPA to its slow math path on the CPU); gathered again only when the table changes (load, training step) or moves."""
+        """(1, heads, N, N) bias gathered from the table (4-D: a 3-D mask sends SDPA to its slow math path on the
+        CPU)."""
         table = self.relative_position_bias_table
-        # Inference tensors (made under torch.inference_mode) have no version counter; their storage identifies them.
-        version = 0 if table.is_inference() else table._version
-        key = (device, dtype, version, table.data_ptr())
-        cached = self._bias_cache.get((device, dtype))
-        if cached is not None and cached[0] == key:
-            return cached[1]
         window = self.window_size[0]
         n = window * window
         index = relative_position_index(window).to(table.device).view(-1)
-        bias = table.detach()[index].view(n, n, -1).permute(2, 0, 1)[None].contiguous().to(device=device, dtype=dtype)
-        self._bias_cache[(device, dtype)] = (key, bias)
-        return bias
+        return table[index].view(n, n, -1).permute(2, 0, 1)[None].contiguous().to(device=device, dtype=dtype)
 
     def attend(self, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """windows: (B_, N, C) tokens; mask: additive float mask broadcastable to (B_, heads, N, N)."""
@@ -147,27 +140,28 @@ class SwinTransformerBlock(nn.Module):
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale)
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self._border_cache: dict = {}
 
-    def _border_bias(self, height: int, width: int, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """(batch*nB, heads, N, N): position bias plus shift mask for the last row and column of windows."""
-        key = (height, width, batch, device, dtype)
+    def border_bias(self, bias: torch.Tensor, height: int, width: int, batch: int) -> torch.Tensor:
+        """(batch*nB, heads, N, N): position `bias` plus shift mask for the last row and column of windows."""
+        mask = border_shift_mask(height, width, self.window_size, self.shift_size).to(device=bias.device, dtype=bias.dtype)
+        return (bias + mask[:, None]).repeat(batch, 1, 1, 1)
+
+    def attention_biases(
+        self, height: int, width: int, batch: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The position bias, and the border windows' bias plus shift mask (None for an unshifted block)."""
         bias = self.attn.position_bias(device, dtype)
-        cached = self._border_cache.get(key)
-        if cached is not None and cached[0] is bias:
-            return cached[1]
-        mask = border_shift_mask(height, width, self.window_size, self.shift_size).to(device=device, dtype=dtype)
-        full = (bias + mask[:, None]).repeat(batch, 1, 1, 1)
-        if len(self._border_cache) >= CACHE_SIZES:
-            self._border_cache.pop(next(iter(self._border_cache)))
-        self._border_cache[key] = (bias, full)
-        return full
+        return bias, self.border_bias(bias, height, width, batch) if self.shift_size else None
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], biases: BiasSource | None = None) -> torch.Tensor:
         height, width = x_size
         batch, _, channels = x.shape
         w = self.window_size
         rows, cols = height // w, width // w
+        if biases is None:
+            bias, border = self.attention_biases(height, width, batch, x.device, x.dtype)
+        else:
+            bias, border = biases(self, height, width, batch, x.device, x.dtype)
         h = self.norm1(x).view(batch, height, width, channels)
         if self.shift_size:
             h = torch.roll(h, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
@@ -175,17 +169,19 @@ class SwinTransformerBlock(nn.Module):
         attn = self.attn
         if not self.shift_size:
             windows = grid.reshape(-1, w * w, channels)
-            out = attn.proj(attn.attend(windows, attn.position_bias(x.device, x.dtype)))
+            out = attn.proj(attn.attend(windows, bias))
             out = out.view(batch, rows, cols, w, w, channels).permute(0, 1, 3, 2, 4, 5)
         else:
-            out = self._shifted_attention(grid, batch, rows, cols, height, width)
+            out = self._shifted_attention(grid, batch, rows, cols, bias, border)
         out = out.reshape(batch, height, width, channels)
         if self.shift_size:
             out = torch.roll(out, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
         x = x + out.reshape(batch, height * width, channels)
         return x + self.mlp(self.norm2(x))
 
-    def _shifted_attention(self, grid: torch.Tensor, batch: int, rows: int, cols: int, height: int, width: int):
+    def _shifted_attention(
+        self, grid: torch.Tensor, batch: int, rows: int, cols: int, bias: torch.Tensor, border_bias: torch.Tensor
+    ) -> torch.Tensor:
         """Attention of a shifted block: inner windows with the bias only, border windows with bias + mask.
 
         Windows are gathered as [all inner windows of every image][border windows of every image], where the border
@@ -206,9 +202,8 @@ class SwinTransformerBlock(nn.Module):
         attn = self.attn
         attended = windows.new_empty(windows.shape)
         if inner:
-            attended[:inner] = attn.attend(windows[:inner], attn.position_bias(grid.device, grid.dtype))
-        mask = self._border_bias(height, width, batch, grid.device, grid.dtype)
-        attended[inner:] = attn.attend(windows[inner:], mask)
+            attended[:inner] = attn.attend(windows[:inner], bias)
+        attended[inner:] = attn.attend(windows[inner:], border_bias)
         projected = attn.proj(attended)
 
         out = projected.new_empty(batch, rows, w, cols, w, channels)
@@ -238,9 +233,9 @@ class BasicLayer(nn.Module):
             for i in range(depth)
         )
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], biases: BiasSource | None = None) -> torch.Tensor:
         for block in self.blocks:
-            x = block(x, x_size)
+            x = block(x, x_size, biases)
         return x
 
 
@@ -279,8 +274,8 @@ class RSTB(nn.Module):
                                          qk_scale, norm_layer)
         self.conv = _residual_conv(dim, resi_connection)
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int]) -> torch.Tensor:
-        body = tokens_to_image(self.residual_group(x, x_size), x_size)
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], biases: BiasSource | None = None) -> torch.Tensor:
+        body = tokens_to_image(self.residual_group(x, x_size, biases), x_size)
         out = self.conv(body.contiguous(memory_format=torch.channels_last))
         return image_to_tokens(out.contiguous(memory_format=torch.channels_last)) + x
 
@@ -415,26 +410,27 @@ class SwinIR(nn.Module):
         pad_w = (self.window_size - width % self.window_size) % self.window_size
         return F.pad(x, (0, pad_w, 0, pad_h), "reflect") if pad_h or pad_w else x
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, biases: BiasSource | None = None) -> torch.Tensor:
         x_size = (x.shape[2], x.shape[3])
         x = self.patch_embed(x)
         if self.ape:
             x = x + self.absolute_pos_embed
         for layer in self.layers:
-            x = layer(x, x_size)
+            x = layer(x, x_size, biases)
         return tokens_to_image(self.norm(x), x_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, biases: BiasSource | None = None) -> torch.Tensor:
+        """`biases`: where the blocks' attention biases come from (None: gathered and built here, on every call)."""
         height, width = x.shape[-2:]
         x = self.pad_to_window(x)
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
         if self.upsampler == "":  # restoration: the network predicts a residual of its input
             first = self.conv_first(x.contiguous(memory_format=torch.channels_last))
-            x = x + self.conv_last(self.conv_after_body(self.forward_features(first)) + first)
+            x = x + self.conv_last(self.conv_after_body(self.forward_features(first, biases)) + first)
         else:
             x = self.conv_first(x.contiguous(memory_format=torch.channels_last))
-            x = self.conv_after_body(self.forward_features(x)) + x
+            x = self.conv_after_body(self.forward_features(x, biases)) + x
             if self.upsampler == "pixelshuffle":
                 x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
             elif self.upsampler == "pixelshuffledirect":
