@@ -99,7 +99,7 @@ class CpuCapabilities:
 
     isa: str  # torch's kernel level: "DEFAULT", "AVX2", "AVX512", ...
     onednn_fused_ops: bool  # oneDNN's fused fp32 GEMM/conv + post-op kernels run
-    bf16_runs: bool  # oneDNN's bf16 convolution and GEMM kernels run
+    bf16_runs: bool  # bf16 inference runs: oneDNN's bf16 convolutions and GEMMs, and torch's bf16 attention
     bf16_fast: bool  # ... and bf16 arithmetic is native, so faster than fp32
     bf16_why_not: str = ""  # why bf16 does not run, for messages and test output
 
@@ -128,9 +128,10 @@ def _onednn_fused_ops_run() -> bool:
     )
 
 
-def _onednn_bf16_runs() -> tuple[bool, str]:
-    """Whether oneDNN's bf16 kernels run here: the CPU must have the instructions, and oneDNN (which an environment
-    variable such as ONEDNN_MAX_CPU_ISA can limit) must agree."""
+def _bf16_runs(isa: str) -> tuple[bool, str]:
+    """Whether bf16 inference runs here: the CPU must have the instructions, oneDNN (which an environment variable
+    such as ONEDNN_MAX_CPU_ISA can limit) must agree, and torch's bf16 attention must run at its kernel level (on an
+    AMX CPU it packs for AMX, which its kernels below AVX512 cannot do, e.g. under ATEN_CPU_CAPABILITY=avx2)."""
     flags = _cpu_flags()
     if flags is not None and platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
         if not any(needed <= flags for needed in _BF16_RUNS_FLAG_SETS):
@@ -141,6 +142,9 @@ def _onednn_bf16_runs() -> tuple[bool, str]:
         supported = False
     if not supported:
         return False, "oneDNN has no bf16 kernels for this CPU"
+    tokens = torch.ones(2, 2, 64, 8, dtype=torch.bfloat16)
+    if not _runs(lambda: torch.nn.functional.scaled_dot_product_attention(tokens, tokens, tokens)):
+        return False, f"torch's bf16 attention does not run with its {isa} kernels"
     return True, ""
 
 
@@ -151,7 +155,7 @@ def cpu_capabilities() -> CpuCapabilities:
         isa = str(torch.backends.cpu.get_cpu_capability()).upper()
     except (AttributeError, RuntimeError):
         isa = "UNKNOWN"
-    bf16_runs, why_not = _onednn_bf16_runs()
+    bf16_runs, why_not = _bf16_runs(isa)
     flags = _cpu_flags() or frozenset()
     bf16_fast = bf16_runs and (bool(flags & _BF16_FAST_FLAGS) or "AMX" in isa)
     caps = CpuCapabilities(isa, _onednn_fused_ops_run(), bf16_runs, bf16_fast, why_not)

@@ -51,14 +51,17 @@ def test_auto_precision_on_cpu_follows_native_bf16(caplog, monkeypatch):
 
 
 def _bf16_kernels_run() -> tuple[bool, str]:
-    """Run oneDNN's bf16 convolution and GEMM for real; (ran, the error text when they did not)."""
+    """Run oneDNN's bf16 convolution and GEMM and torch's bf16 window attention (SwinIR's shape: 64 tokens, head
+    dim 30, an additive mask) for real; (ran, the error text when they did not)."""
     x, weight = torch.rand(1, 8, 6, 6).bfloat16(), torch.rand(8, 8, 3, 3).bfloat16()
+    tokens, mask = torch.rand(4, 6, 64, 30).bfloat16(), torch.rand(4, 1, 64, 64).bfloat16()
     try:
         with torch.inference_mode():
             torch.ops.aten.mkldnn_convolution(x, weight, None, [1, 1], [1, 1], [1, 1], 1)
             torch.ops.mkldnn._linear_pointwise(
                 torch.rand(4, 8).bfloat16(), torch.rand(3, 8).bfloat16(), None, "none", [], ""
             )
+            torch.nn.functional.scaled_dot_product_attention(tokens, tokens, tokens, attn_mask=mask)
     except RuntimeError as exc:
         return False, str(exc).splitlines()[0]
     return True, ""
