@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile", action="store_true",
         help="run the networks through torch.compile: faster on a GPU after a compile of up to minutes per tile size",
     )
+    parser.add_argument(
+        "--cluster", metavar="local|auto|ray://HOST:PORT",
+        help="run the job on Ray workers (the 'cluster' extra): local starts Ray here, auto joins the running cluster",
+    )
+    parser.add_argument(
+        "--cpus-per-worker", type=_positive_int, default=4, metavar="N",
+        help="with --cluster: CPU cores per CPU worker (default 4); GPU workers take one GPU each",
+    )
     parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument("--list-models", action="store_true", help="list the known models and whether they are installed")
@@ -118,6 +126,13 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
@@ -225,7 +240,13 @@ def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
     started = time.monotonic()
     cancelled = False
     try:
-        results = run_job(job, events=reporter, cancel=cancel, cache=ModelCache())
+        if args.cluster:
+            from .cluster import run_job_on_cluster
+
+            results = run_job_on_cluster(job, args.cluster, events=reporter, cancel=cancel,
+                                         cpus_per_worker=args.cpus_per_worker)
+        else:
+            results = run_job(job, events=reporter, cancel=cancel, cache=ModelCache())
     except Cancelled as exc:
         cancelled = True
         results = list(getattr(exc, "results", []))
