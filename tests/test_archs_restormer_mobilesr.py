@@ -330,3 +330,65 @@ def test_metrics_reject_bad_input():
         psnr_rgb(a, np.zeros((8, 9, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="cannot crop"):
         psnr_rgb(a, a, crop=4)
+
+
+# ---------------------------------------------------------------- the CPU fast modules against the plain networks
+
+
+@pytest.mark.parametrize("scale,ratios", [(2, [2]), (3, [4, 2]), (4, [2, 2, 4])])
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 3, 13, 21), (1, 3, 40, 17)])
+def test_mobilesr_fast_module_matches_the_plain_network(scale, ratios, shape):
+    net = _randomise(MobileSR(n_feats=16, n_heads=4, ratios=ratios, upscaling_factor=scale), seed=scale + len(ratios))
+    fast = _fast(net)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(shape[2]))
+    with torch.inference_mode():
+        plain = net(x)
+        got = fast(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain_bf16 = net(x)
+            got_bf16 = fast(x)
+    assert got.shape == plain.shape == (shape[0], 3, shape[2] * scale, shape[3] * scale)
+    assert (got - plain).abs().max().item() <= 1e-4
+    # bf16: native bf16 (this CPU's oneDNN has bf16 kernels) or autocast's ops; close to fp32 either way, and no
+    # further from it than the plain network under the same autocast.
+    assert got_bf16.dtype == torch.float32
+    size = plain.abs().max().item()
+    assert (got_bf16 - plain).abs().max().item() <= 0.03 * size
+    assert (got_bf16 - plain).abs().mean().item() <= 1.5 * (plain_bf16 - plain).abs().mean().item() + 1e-6
+
+
+@pytest.mark.parametrize(
+    "kwargs,shape",
+    [
+        (dict(), (1, 3, 8, 8)),
+        (dict(bias=True), (2, 3, 16, 40)),
+        (dict(LayerNorm_type="BiasFree"), (1, 3, 32, 24)),
+        (dict(inp_channels=6, dual_pixel_task=True), (1, 6, 16, 16)),
+        (dict(inp_channels=1, out_channels=1, ffn_expansion_factor=2.0), (1, 1, 24, 16)),
+    ],
+)
+def test_restormer_fast_module_matches_the_plain_network(kwargs, shape):
+    net = _randomise(Restormer(**{**SMALL_RESTORMER, **kwargs}), seed=shape[2])
+    fast = _fast(net)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(shape[3]))
+    with torch.inference_mode():
+        plain = net(x)
+        got = fast(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain_bf16 = net(x)
+            got_bf16 = fast(x)
+    size = max(1.0, plain.abs().max().item())  # random weights: outputs of ~1e3, compare relative to them
+    assert got.shape == plain.shape and got.is_contiguous()
+    assert (got - plain).abs().max().item() <= 1e-4 * size
+    assert got_bf16.dtype == plain_bf16.dtype  # fp32 with the input skip, autocast's bf16 without (dual pixel)
+    assert (got_bf16.float() - plain).abs().max().item() <= 0.02 * size
+
+
+def test_fast_modules_are_the_plain_network_on_other_devices_and_share_its_weights():
+    mobile = MobileSR(n_feats=16, n_heads=4, ratios=[2], upscaling_factor=2)
+    rest = Restormer(**SMALL_RESTORMER)
+    for spec, net in ((MOBILESR_SPEC, mobile), (RESTORMER_SPEC, rest)):
+        assert spec.for_inference(net, torch.device("meta")) is net  # not a CPU: the plain network
+        fast = spec.for_inference(net, CPU)
+        assert fast.net is net
+        assert all(a is b for a, b in zip(fast.net.parameters(), net.parameters()))  # no copy of the weights

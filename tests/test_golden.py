@@ -165,3 +165,28 @@ def test_swinir_window_attention_official_signature_matches_plain_math():
         scores = scores.view(2, 5, 3, 16, 16) + mask[None, :, None]
         plain = attention.proj((scores.view(10, 3, 16, 16).softmax(-1) @ v).transpose(1, 2).reshape(10, 16, 12))
     assert (ours - plain).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "upsampler,upscale,shape",
+    [("pixelshuffle", 2, (1, 3, 8, 24)), ("pixelshuffledirect", 3, (2, 3, 29, 8)), ("", 1, (1, 3, 20, 35)),
+     ("nearest+conv", 4, (1, 3, 16, 16))],
+)
+def test_swinir_cpu_inference_module_matches_the_plain_network(upsampler, upscale, shape):
+    """The CPU inference module only caches the attention biases: the same numbers bit for bit, in fp32 and under
+    bf16 autocast, at sizes of one window row or column too."""
+    from enhancer.archs.swinir import SPEC, SwinIR, SwinIRFastCPU
+
+    torch.manual_seed(4)
+    net = SwinIR(upscale=upscale, img_size=32, window_size=8, img_range=1.0, depths=[2, 2], embed_dim=12,
+                 num_heads=[2, 3], mlp_ratio=2.0, upsampler=upsampler).eval()
+    fast = SPEC.for_inference(net, torch.device("cpu"))
+    assert isinstance(fast, SwinIRFastCPU) and fast.net is net
+    x = torch.rand(shape)
+    with torch.inference_mode():
+        plain, got = net(x), fast(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain_bf16, got_bf16 = net(x), fast(x)
+    assert got.shape == (shape[0], 3, shape[2] * upscale, shape[3] * upscale)
+    assert torch.equal(got, plain) and torch.equal(got_bf16, plain_bf16)
+    assert (got_bf16.float() - plain).abs().max().item() <= 0.05 * max(1.0, plain.abs().max().item())

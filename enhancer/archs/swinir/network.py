@@ -184,35 +184,27 @@ class SwinTransformerBlock(nn.Module):
     ) -> torch.Tensor:
         """Attention of a shifted block: inner windows with the bias only, border windows with bias + mask.
 
-        Windows are gathered as [all inner windows of every image][border windows of every image], where the border
-        of one image is its last column (without the corner) and then its last row.
-        Returns (B, rows, w, cols, w, C) in image order.
+        grid: (B, rows, cols, w, w, C) windows. Returns (B, rows, w, cols, w, C) in image order.
         """
         w = self.window_size
         channels = grid.shape[-1]
         n = w * w
-        inner = batch * (rows - 1) * (cols - 1)
-        nb = rows + cols - 1
-        windows = grid.new_empty(inner + batch * nb, n, channels)
-        windows[:inner].view(batch, rows - 1, cols - 1, w, w, channels).copy_(grid[:, : rows - 1, : cols - 1])
-        border = windows[inner:].view(batch, nb, w, w, channels)
-        border[:, : rows - 1].copy_(grid[:, : rows - 1, cols - 1])
-        border[:, rows - 1 :].copy_(grid[:, rows - 1, :])
-
         attn = self.attn
-        attended = windows.new_empty(windows.shape)
-        if inner:
-            attended[:inner] = attn.attend(windows[:inner], bias)
-        attended[inner:] = attn.attend(windows[inner:], border_bias)
-        projected = attn.proj(attended)
-
-        out = projected.new_empty(batch, rows, w, cols, w, channels)
-        image = out.permute(0, 1, 3, 2, 4, 5)  # (B, rows, cols, w, w, C) view of the output
-        image[:, : rows - 1, : cols - 1] = projected[:inner].view(batch, rows - 1, cols - 1, w, w, channels)
-        border = projected[inner:].view(batch, nb, w, w, channels)
-        image[:, : rows - 1, cols - 1] = border[:, : rows - 1]
-        image[:, rows - 1, :] = border[:, rows - 1 :]
-        return out
+        # The border windows of each image: its last column without the corner, then its last row.
+        border = torch.cat([grid[:, : rows - 1, cols - 1], grid[:, rows - 1]], dim=1).reshape(-1, n, channels)
+        border = attn.proj(attn.attend(border, border_bias)).view(batch, rows + cols - 1, w, w, channels)
+        # Back in image order, (B, rows, w, cols, w, C), assembled by concatenation (no writes into views).
+        last_row = border[:, rows - 1 :].permute(0, 2, 1, 3, 4)[:, None]  # (B, 1, w, cols, w, C)
+        if rows == 1:
+            return last_row
+        last_column = border[:, : rows - 1, None].permute(0, 1, 3, 2, 4, 5)  # (B, rows-1, w, 1, w, C)
+        if cols == 1:
+            top = last_column
+        else:
+            inner = grid[:, : rows - 1, : cols - 1].reshape(-1, n, channels)
+            inner = attn.proj(attn.attend(inner, bias)).view(batch, rows - 1, cols - 1, w, w, channels)
+            top = torch.cat([inner.permute(0, 1, 3, 2, 4, 5), last_column], dim=3)
+        return torch.cat([top, last_row], dim=1)
 
 
 class BasicLayer(nn.Module):
