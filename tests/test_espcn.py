@@ -133,10 +133,15 @@ def test_bundled_own_espcn_models_load_from_the_catalog(scale):
     state = read_state_dict(path)
     model = model_from_state_dict(state, name=BUNDLED[scale])
     assert (model.arch, model.scale, model.in_channels) == ("espcn", scale, 1)
-    from enhancer.catalog import load_catalog
+    import hashlib
+    import tomllib
 
-    entry = next(m for m in load_catalog() if m.id == BUNDLED[scale])
-    assert entry.arch == "espcn" and entry.scale == scale and entry.bundled == path.name
+    entries = tomllib.loads((ROOT / "models" / "catalog.toml").read_text(encoding="utf-8"))["model"]
+    entry = next(m for m in entries if m["id"] == BUNDLED[scale])
+    assert (entry["arch"], entry["scale"], entry["bundled"]) == ("espcn", scale, path.name)
+    assert entry["config"] == {"upscale_factor": scale, "in_channels": 1}
+    assert entry["size"] == path.stat().st_size
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     loaded = load_model(BUNDLED[scale], device="cpu")
     photo = np.random.default_rng(scale).random((20, 24, 3)).astype(np.float32)
     assert enhance(photo, loaded, tile=None, precision="fp32").shape == (20 * scale, 24 * scale, 3)
