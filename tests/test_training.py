@@ -204,3 +204,23 @@ def test_mobilesr_gradients_match_the_plain_reference_network():
     reference_grads = dict(reference.named_parameters())
     for name, p in net.named_parameters():
         torch.testing.assert_close(p.grad, reference_grads[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_command_line_trains_espcn_on_luma_and_exports_a_luma_model(image_folder, tmp_path):
+    from enhancer import load_model
+    from enhancer.tiling import runs_on_luma
+    from enhancer.training.__main__ import main
+    from enhancer.training.evaluate import load_for_eval
+    from enhancer.training.export import export_checkpoint
+
+    checkpoint = tmp_path / "espcn.pt"
+    assert main(["--arch", "espcn", "--scale", "2", "--checkpoint", str(checkpoint), "--train-dir", str(image_folder),
+                 "--cache", str(tmp_path / "cache"), "--lr-patch", "8", "--batch", "2", "--iterations", "3",
+                 "--warmup", "1", "--loss", "mse", "--threads", "1", "--no-progress"]) == 0
+    state = load_checkpoint(checkpoint)
+    assert state.step == 3 and state.config.net == {"upscale_factor": 2}  # ESPCN's defaults: one channel
+    net, scale, luma = load_for_eval(str(checkpoint))
+    assert scale == 2 and luma
+    export_checkpoint(checkpoint, tmp_path / "espcn.safetensors")
+    model = load_model(tmp_path / "espcn.safetensors", device="cpu")
+    assert (model.arch, model.scale, model.in_channels) == ("espcn", 2, 1) and runs_on_luma(model)
