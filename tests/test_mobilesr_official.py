@@ -50,14 +50,20 @@ def test_official_weights_are_detected_as_released_config(official_model):
     assert sum(p.numel() for p in official_model.net.parameters()) == 175883
 
 
-def test_set5_x4_matches_official_outputs_and_psnr(official_model, official_results):
+@pytest.mark.parametrize("module", ["plain", "cpu inference"])
+def test_set5_x4_matches_official_outputs_and_psnr(official_model, official_results, module):
+    """Both the network as published and the module the tiler runs on this CPU (its fast path)."""
+    net = official_model.net
+    if module == "cpu inference":
+        net = official_model.spec.for_inference(net, torch.device("cpu"))
+        assert net is not official_model.net, "this CPU has oneDNN's fused ops: the fast path is registered"
     lr_dir = need_shared(DATA / "benchmarks" / "Set5" / "LR_bicubic" / "X4")
     hr_dir = need_shared(DATA / "benchmarks" / "Set5" / "HR")
     golden_dir = GOLDEN / "mobilesr_x4_official_Set5"
     assert len(official_results) == 5
     total = equal = 0
     for entry in official_results:
-        ours = _run_like_official(official_model.net, _read_rgb(lr_dir / entry["lr"]))
+        ours = _run_like_official(net, _read_rgb(lr_dir / entry["lr"]))
         theirs = _read_rgb(golden_dir / entry["sr"])
         assert ours.shape == theirs.shape, entry["image"]
         diff = np.abs(ours.astype(np.int16) - theirs.astype(np.int16))
@@ -67,7 +73,7 @@ def test_set5_x4_matches_official_outputs_and_psnr(official_model, official_resu
 
         hr = _read_rgb(hr_dir / f"{entry['image']}.png")[: ours.shape[0], : ours.shape[1]]
         y, rgb = psnr_y(ours, hr, SCALE), psnr_rgb(ours, hr, SCALE)
-        print(f"{entry['image']}: Y-PSNR {y:.4f} (official {entry['psnr_y_crop4']:.4f}), "
+        print(f"{module} {entry['image']}: Y-PSNR {y:.4f} (official {entry['psnr_y_crop4']:.4f}), "
               f"RGB-PSNR {rgb:.4f} (official {entry['psnr_rgb_crop4']:.4f}), equal pixels {(diff == 0).mean():.5%}")
         assert abs(y - entry["psnr_y_crop4"]) <= 0.01, entry["image"]
         assert abs(rgb - entry["psnr_rgb_crop4"]) <= 0.01, entry["image"]
