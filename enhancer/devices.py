@@ -408,3 +408,128 @@ def is_out_of_memory(exc: BaseException) -> bool:
             or "out of memory" in text.lower()
         )
     return False
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Which GPUs this computer has and whether this build of torch can use them: the status bar and the About box say it,
+# so that someone with an NVIDIA GPU and the CPU-only installer learns that a faster build exists.
+
+NVIDIA_BUILD_HINT = (
+    "To use it, install the NVIDIA build of Photo Enhancer (the download whose name ends in -nvidia, e.g. "
+    "PhotoEnhancer-VERSION-nvidia-setup.exe, on the same page as this one)"
+)
+NVIDIA_PIP_HINT = "To use it: pip install torch --index-url https://download.pytorch.org/whl/cu128"
+_DISPLAY_CLASS_KEY = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
+_PCI_DEVICES = Path("/sys/bus/pci/devices")
+
+
+def _windows_display_adapters() -> list[str]:
+    """The display adapters Windows knows (their driver descriptions), from the registry; no process is started."""
+    try:
+        import winreg
+    except ImportError:
+        return []
+    names = []
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, _DISPLAY_CLASS_KEY) as adapters:
+            for index in range(winreg.QueryInfoKey(adapters)[0]):
+                sub = winreg.EnumKey(adapters, index)
+                if not sub.isdigit():
+                    continue  # "Configuration", "Properties"
+                try:
+                    with winreg.OpenKey(adapters, sub) as adapter:
+                        names.append(str(winreg.QueryValueEx(adapter, "DriverDesc")[0]))
+                except OSError:
+                    continue
+    except OSError:
+        return []
+    return names
+
+
+def _linux_pci_nvidia(devices: Path = _PCI_DEVICES) -> list[str]:
+    """NVIDIA display controllers on the PCI bus (vendor 0x10de, class 0x03xxxx), also without an NVIDIA driver."""
+    found = []
+    try:
+        entries = sorted(devices.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            vendor = (entry / "vendor").read_text().strip().lower()
+            klass = (entry / "class").read_text().strip().lower()
+        except OSError:
+            continue
+        if vendor == "0x10de" and klass.startswith("0x03"):
+            found.append(f"NVIDIA GPU (PCI {entry.name})")
+    return found
+
+
+def nvidia_gpus(which=None, run=None, platform: str | None = None, adapters=None, pci=None) -> list[str]:
+    """The names of the NVIDIA GPUs in this computer, whether or not torch can use them ([] when there is none).
+
+    `nvidia-smi` first (it comes with every NVIDIA driver, on Windows in System32); without it, the display adapters
+    in the Windows registry, or the PCI bus on Linux. The arguments replace shutil.which, subprocess.run,
+    sys.platform and the two fallbacks, for tests.
+    """
+    import shutil
+    import subprocess
+
+    which = which or shutil.which
+    run = run or subprocess.run
+    platform = platform or sys.platform
+    smi = which("nvidia-smi")
+    if smi:
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if platform == "win32" else 0  # no console flashing
+        try:
+            done = run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                       timeout=5, creationflags=flags)
+            if done.returncode == 0:
+                names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+                if names:
+                    return names
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if platform == "win32":
+        listed = (adapters or _windows_display_adapters)()
+        return [name for name in listed if "nvidia" in name.lower()]
+    if platform.startswith("linux"):
+        return (pci or _linux_pci_nvidia)()
+    return []
+
+
+def gpu_hint(gpus: list[str] | None = None, cuda_built: bool | None = None, cuda_usable: bool | None = None,
+             frozen: bool | None = None) -> str:
+    """What to tell the user about an NVIDIA GPU this build of torch does not use ("" when there is nothing to say).
+
+    The defaults ask this computer (nvidia_gpus(), torch's CUDA support, whether this is the installed app); tests
+    pass them in.
+    """
+    gpus = nvidia_gpus() if gpus is None else gpus
+    if not gpus:
+        return ""
+    cuda_built = (torch.version.cuda is not None) if cuda_built is None else cuda_built
+    cuda_usable = torch.cuda.is_available() if cuda_usable is None else cuda_usable
+    frozen = bool(getattr(sys, "frozen", False)) if frozen is None else frozen
+    if cuda_usable:
+        return ""
+    names = ", ".join(dict.fromkeys(gpus))
+    if not cuda_built:
+        where = NVIDIA_BUILD_HINT if frozen else NVIDIA_PIP_HINT
+        return f"{names} found, but this build runs on the CPU only (torch {torch.__version__}). {where}."
+    return (f"{names} found, but CUDA cannot use it (torch {torch.__version__}, CUDA {torch.version.cuda}): "
+            "update the NVIDIA driver to one for this CUDA version or newer.")
+
+
+def found_devices(gpus: list[str] | None = None) -> list[str]:
+    """Every compute device on this computer, each marked when torch cannot use it: "CPU", "CUDA (NVIDIA ...)", ..."""
+    found = ["CPU"]
+    usable = []
+    if torch.cuda.is_available():
+        usable = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        found += [f"CUDA ({name})" for name in usable]
+    if mps_available():
+        found.append("Apple GPU (MPS)")
+    gpus = nvidia_gpus() if gpus is None else gpus
+    if not usable:  # with CUDA working, the NVIDIA GPUs are the CUDA devices above
+        found += [f"{name} (not usable by this build)" for name in dict.fromkeys(gpus)]
+    return found

@@ -246,13 +246,31 @@ def _check_free_space(folder: Path, expected_size: int | None, part: Path) -> No
 # HTTP
 
 
-def _ssl_context() -> ssl.SSLContext:
-    try:  # frozen apps and some Python installs on macOS lack system CA certificates; certifi brings its own
-        import certifi
+def ca_bundle_path() -> str:
+    """The CA certificates HTTPS downloads trust: certifi's cacert.pem, inside the bundle when the app is frozen.
 
-        return ssl.create_default_context(cafile=certifi.where())
+    A frozen app must not depend on where the build machine's OpenSSL looked for certificates (a Linux build's
+    /usr/lib/ssl, a macOS build's Homebrew OpenSSL): those paths are compiled into the bundled libssl and rarely exist
+    on the user's computer. So the context is always built from an explicit file, never from OpenSSL's defaults.
+    """
+    import sys
+
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and frozen_root:
+        bundled = Path(frozen_root) / "certifi" / "cacert.pem"  # where PyInstaller's certifi hook puts it
+        if bundled.is_file():
+            return str(bundled)
+    try:
+        import certifi
     except ImportError:
-        return ssl.create_default_context()
+        raise DownloadError("the certifi package is missing, so HTTPS certificates cannot be checked: "
+                            "pip install certifi (or reinstall the app)") from None
+    return certifi.where()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    # cafile given: Python loads only that file, not OpenSSL's compiled-in default paths or SSL_CERT_FILE/SSL_CERT_DIR
+    return ssl.create_default_context(cafile=ca_bundle_path())
 
 
 def _fetch(

@@ -50,6 +50,48 @@ def apply_style(app) -> None:
         app.setPalette(app.style().standardPalette())
 
 
+def make_file_open_handler(app):
+    """Open the photos macOS sends as QEvent.FileOpen ("Open With" and drops on the Dock icon) in the main window.
+
+    Finder does not pass the file on the command line: it starts the app, then sends the event, often before the main
+    window exists. The handler keeps such files and opens the last one when `attach(window)` is called. It is an event
+    filter on the application object, so it works with any QApplication, also the one pytest-qt makes.
+    """
+    from PySide6.QtCore import QEvent, QObject
+
+    class FileOpenHandler(QObject):
+        def __init__(self, parent):
+            super().__init__(parent)
+            self.window = None
+            self.pending: list[str] = []
+
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.FileOpen:  # only ever sent to the application object
+                path = event.file() or event.url().toLocalFile()
+                if path:
+                    self.open(path)
+                    return True
+            return False
+
+        def open(self, path: str) -> None:
+            if self.window is None:
+                self.pending.append(path)
+                return
+            self.window.open_photo(path)
+            self.window.raise_()
+            self.window.activateWindow()
+
+        def attach(self, window) -> None:
+            self.window = window
+            pending, self.pending = self.pending, []
+            if pending:  # one photo at a time: the last one asked for wins
+                self.open(pending[-1])
+
+    handler = FileOpenHandler(app)
+    app.installEventFilter(handler)
+    return handler
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="enhancer-gui", description="Enhance photos with AI models, on your computer.")
     parser.add_argument("photo", nargs="?", help="a photo to open")
@@ -71,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     # Qt 6 scales for HiDPI by default; pass fractional factors through so 150 % screens are not rounded to 200 %.
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    file_opens = make_file_open_handler(app)  # before anything can spin the event loop: Finder's file comes early
     app.setApplicationName("Photo Enhancer")
     app.setOrganizationName("photo-enhancer")
     app.setWindowIcon(QIcon(str(resource_path("icon.png"))))
@@ -82,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.photo:
         window.open_photo(args.photo)
+    file_opens.attach(window)  # a photo from Finder's "Open With" that came in before the window existed
     return app.exec()
 
 

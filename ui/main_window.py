@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QThreadPool, Qt, QUrl, Signal
@@ -34,6 +35,14 @@ ENTRY_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 INSTALLED_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
+def device_report(device: str, precision: str) -> tuple[str, list[str], str]:
+    """(the device and precision in use, every device found, the hint about an unused NVIDIA GPU or "")."""
+    from enhancer import devices
+
+    gpus = devices.nvidia_gpus()
+    return describe_device(device, precision), devices.found_devices(gpus), devices.gpu_hint(gpus)
+
+
 def image_filter() -> str:
     patterns = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
     return f"Images ({patterns});;All files (*)"
@@ -58,6 +67,7 @@ class MainWindow(QMainWindow):
         self._load_token = 0
         self._eta = EtaEstimator()
         self.last_error = ""  # the text of the last error dialog, for tests and logs
+        self._device_report: tuple[str, list[str], str] = ("…", [], "")  # (in use, found, NVIDIA hint)
 
         self.setWindowTitle("Photo Enhancer")
         self.setAcceptDrops(True)
@@ -195,13 +205,19 @@ class MainWindow(QMainWindow):
         self.pool.start(runnable)
 
     def refresh_device(self) -> None:
-        def shown(text: str) -> None:
-            self.device_label.setText(f"Device: {text}")
+        def shown(report) -> None:
+            text, found, hint = report
+            self._device_report = (text, found, hint)
+            self.device_label.setText(f"Device: {text}" + (" · NVIDIA GPU not used" if hint else ""))
+            self.device_label.setToolTip(
+                "Found: " + ", ".join(found) + f"\nUses: {text}" + (f"\n\n{hint}" if hint else ""))
+            if hint:
+                self.statusBar().showMessage(hint, 30000)
 
         self._start_helper(
-            CallRunnable(describe_device, self.settings.device, self.settings.precision),
+            CallRunnable(device_report, self.settings.device, self.settings.precision),
             shown,
-            lambda message: shown(f"unavailable ({message})"),
+            lambda message: shown((f"unavailable ({message})", [], "")),
         )
 
     # ------------------------------------------------------------------ models
@@ -414,7 +430,9 @@ class MainWindow(QMainWindow):
         self.progress_label.setText("Enhancing with " + ", ".join(models) + "".join(f" · {n}" for n in notes))
         if models and " on " in models[0]:
             # The engine's own words for where this model runs, e.g. "CPU, bf16" (precision depends on the model).
-            self.device_label.setText("Device: " + models[0].rsplit(" on ", 1)[1])
+            hint = self._device_report[2]
+            self.device_label.setText("Device: " + models[0].rsplit(" on ", 1)[1]
+                                      + (" · NVIDIA GPU not used" if hint else ""))
         self._job_notes = tuple(notes)
 
     def _tile_progress(self, index: int, done: int, total: int) -> None:
@@ -525,11 +543,16 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         from enhancer import __version__
 
+        text, found, hint = self._device_report
+        devices_html = (f"<br><br>Devices found: {html.escape(', '.join(found)) if found else 'checking…'}"
+                        f"<br>Uses: {html.escape(text)}")
+        if hint:
+            devices_html += f"<br><br><b>{html.escape(hint)}</b>"
         QMessageBox.about(
             self,
             "About Photo Enhancer",
             f"<b>Photo Enhancer</b> {__version__}<br>Upscale, denoise, deblur and repair photos on your own computer "
-            "with SwinIR, Restormer and MobileSR.",
+            "with SwinIR, Restormer and MobileSR." + devices_html,
         )
 
     def show_error(self, title: str, message: str) -> None:
