@@ -116,10 +116,14 @@ def plugins_resolve(bundle: Path) -> str:
             missing[plugin.name] = list(dict.fromkeys(unresolved_libraries(done.stdout)))
     if missing:
         libraries = sorted({lib for libs in missing.values() for lib in libs})
-        packages = " ".join(sorted({PACKAGE_OF.get(lib, "?") for lib in libraries}))
+        packages = " ".join(sorted({PACKAGE_OF[lib] for lib in libraries if lib in PACKAGE_OF}))
+        qt = sorted(lib for lib in libraries if lib.startswith("libQt6"))
+        advice = [f"install: apt-get install -y {packages}"] if packages else []
+        if qt:
+            advice.append(f"{', '.join(qt)}: Qt libraries that enhancer.spec drops; keep them or drop the plugin too")
         raise CheckFailed("Qt platform plugins with libraries ldd cannot find: "
                           + "; ".join(f"{name}: {', '.join(libs)}" for name, libs in missing.items())
-                          + f" (install: apt-get install -y {packages})")
+                          + f" ({'; '.join(advice) or 'unknown libraries'})")
     return (f"Qt platform plugins: all {len(plugins)} resolve with ldd, no \"not found\" "
             f"({', '.join(p.name for p in plugins)})")
 
