@@ -57,7 +57,7 @@ class Model:
 # A network built outside the registry (a test's, or a caller's own module): tiles on an 8-pixel grid, no padding.
 UNKNOWN_NETWORK = ArchSpec(
     id="custom", title="a custom network", build=lambda config: nn.Identity(), detect=lambda state: None,
-    signature_keys=(), tasks=(), window=lambda config: 8,
+    signature_keys=(), tasks=(), window=lambda config: 8, exports=False,
 )
 
 

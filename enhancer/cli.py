@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .errors import Cancelled, EnhancerError
-from .options import DEVICES, OUTPUT_FORMATS, PRECISIONS
+from .options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the networks run")
     parser.add_argument(
         "--precision", default="auto", choices=PRECISIONS, help="number format of the networks"
+    )
+    parser.add_argument(
+        "--backend", default="auto", choices=BACKENDS,
+        help="what runs the networks (default auto: torch on a GPU; on the CPU the faster of torch and OpenVINO, "
+        "measured once)",
     )
     parser.add_argument(
         "--threads", type=_non_negative_int, default=0, metavar="N",
@@ -234,6 +239,7 @@ def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
         precision=args.precision,
         threads=args.threads,
         compile=args.compile,
+        backend=args.backend,
         skip_existing=args.skip_existing,
     )
     reporter = _ProgressReporter(sys.stderr)
@@ -273,12 +279,18 @@ def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
             if result.status == "ok":
                 print(f"{result.input} -> {result.output}")
         counts = _counts(results)
+        ran = ", ".join(_backends(results))
         print(
             f"enhancer: {counts['ok']} written, {counts['skipped']} skipped, {counts['failed']} failed "
-            f"in {seconds:.1f} s",
+            f"in {seconds:.1f} s" + (f" (through {ran})" if ran else ""),
             file=sys.stderr,
         )
     return code
+
+
+def _backends(results) -> list[str]:
+    """What ran the networks, over the whole job, e.g. ["openvino"]."""
+    return list(dict.fromkeys(part for r in results if r.backend for part in r.backend.split("+")))
 
 
 def _counts(results) -> dict[str, int]:
@@ -292,6 +304,7 @@ def _summary(results, seconds: float, code: int, cancelled: bool) -> dict[str, A
         "seconds": round(seconds, 3),
         "cancelled": cancelled,
         "exit_code": code,
+        "backends": _backends(results),
     }
 
 

@@ -173,7 +173,8 @@ class Worker:
                                          rendered.wanted.suffix)
                     rendered.write(hidden)
                     output = claim_output(hidden, rendered.wanted, avoid=item.path)
-                    result = FileResult(item.path, "ok", output=output, notes=rendered.notes)
+                    result = FileResult(item.path, "ok", output=output, notes=rendered.notes,
+                                        backend=rendered.backend)
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             if hidden is not None and hidden.exists() and hidden.stat().st_nlink == 1:
                 hidden.unlink(missing_ok=True)
@@ -372,7 +373,7 @@ def _result_from_dict(payload: dict[str, Any]):
     return FileResult(
         input=Path(payload["input"]), status=payload["status"],
         output=Path(payload["output"]) if payload["output"] else None, error=payload["error"],
-        seconds=float(payload["seconds"]), notes=list(payload["notes"]),
+        seconds=float(payload["seconds"]), notes=list(payload["notes"]), backend=payload.get("backend"),
     )
 
 

@@ -31,6 +31,35 @@ log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+# GPUs that torch does not drive here but a compiled backend does: DirectML (any GPU on Windows) through ONNX
+# Runtime, an Intel GPU through OpenVINO.
+ACCELERATORS = {"dml": "onnxruntime", "intel-gpu": "openvino"}
+
+
+def accelerator_for(device: str | torch.device) -> str | None:
+    """"dml" or "intel-gpu" when `device` names one of those, else None (torch drives the device)."""
+    text = str(device).strip().lower()
+    return text if text in ACCELERATORS else None
+
+
+def _check_accelerator(name: str) -> None:
+    try:
+        if name == "dml":
+            import onnxruntime
+
+            found = "DmlExecutionProvider" in onnxruntime.get_available_providers()
+            how = "DirectML needs Windows and the onnxruntime-directml package"
+        else:
+            from .backends.openvino_backend import core
+
+            found = "GPU" in core().available_devices
+            how = "OpenVINO finds no Intel GPU (or its driver) on this machine"
+    except ImportError:
+        found, how = False, f"the {ACCELERATORS[name]} package is not installed"
+    if not found:
+        raise DeviceError(f"device {name!r} was requested but is not available: {how}; use --device cpu or auto")
+
+
 def mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
@@ -41,6 +70,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if isinstance(name, torch.device):
         return name
     text = str(name).strip().lower()
+    if text in ACCELERATORS:
+        _check_accelerator(text)
+        return torch.device("cpu")  # weights and tiles stay in host memory; the backend drives the GPU
     if text == "auto":
         if torch.cuda.is_available():
             device = torch.device("cuda")

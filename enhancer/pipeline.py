@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from .errors import Cancelled, EnhancerError, ModelError
 from .imageio import FORMAT_NAMES, IMAGE_EXTENSIONS, output_extension, output_format, read_photo, write_photo
-from .options import OUTPUT_FORMATS
+from .options import BACKENDS, OUTPUT_FORMATS
 
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
 DEFAULT_SUFFIX = "_{model}_x{scale}"
@@ -65,12 +65,15 @@ class Job:
     precision: str = "auto"
     threads: int = 0
     compile: bool = False
+    backend: str = "auto"  # auto | torch | openvino | onnxruntime (see enhancer.backends)
     skip_existing: bool = False
 
     def validate(self) -> None:
         """Raise `ValueError` with a user-facing message when an option is out of range."""
         if not self.inputs:
             raise ValueError("no input given")
+        if str(self.backend).lower() not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         fmt = str(self.format).lower()
         if fmt != "same" and fmt not in FORMAT_NAMES:
             raise ValueError(f"unknown format {self.format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
@@ -96,6 +99,7 @@ class FileResult:
     error: str | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # e.g. "converted from CMYK to RGB"
+    backend: str | None = None  # what ran the networks: "torch", "openvino" or "onnxruntime"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +109,7 @@ class FileResult:
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
+            "backend": self.backend,
         }
 
 
@@ -374,6 +379,9 @@ def run_job(
     job.validate()
     emit = events or (lambda event: None)
     cache = cache if cache is not None else ModelCache()
+    from .backends import check as check_backend
+
+    check_backend(job.backend)  # an uninstalled backend is an error before any file is touched
     models = load_chain(job, cache)
     suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
     if re.search(r"[/\\\x00]", suffix):
@@ -427,6 +435,7 @@ class Rendered:
     extension: str
     quality: int
     notes: list[str]
+    backend: str = ""  # what ran the chain, e.g. "openvino" ("+"-joined for a chain that used several)
 
     def write(self, path: Path) -> None:
         # The format resolved with the name, so that the name and the content always agree.
@@ -462,7 +471,11 @@ def render_file(
         return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
     notes = list(photo.notes)
 
+    from .devices import accelerator_for
+
     pixels = photo.pixels
+    accelerator = accelerator_for(job.device)
+    backends_used: list[str] = []
     done_before = 0
     total_tiles: list[int] = [0] * len(models)
     for step, model in enumerate(models):
@@ -477,7 +490,8 @@ def render_file(
 
         pixels = enhance(
             pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=progress, cancel=cancel,
-            threads=job.threads, compile=job.compile,
+            threads=job.threads, compile=job.compile, backend=job.backend, accelerator=accelerator,
+            report=backends_used.append,
         )
         done_before += total_tiles[step]
 
@@ -486,7 +500,8 @@ def render_file(
     natural = output_format(photo, job.format)
     if fmt != natural:
         notes.append(f"written as {fmt}: {size[0]}×{size[1]} is too large for {natural}")
-    return Rendered(photo.with_pixels(pixels), wanted, extension, job.quality, notes)
+    return Rendered(photo.with_pixels(pixels), wanted, extension, job.quality, notes,
+                    "+".join(dict.fromkeys(backends_used)))
 
 
 def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel) -> FileResult:
@@ -496,7 +511,7 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
     out = free_output_name(item, rendered.wanted, planned)
     planned.add(out.resolve())
     rendered.write(out)
-    return FileResult(item.path, "ok", output=out, notes=rendered.notes)
+    return FileResult(item.path, "ok", output=out, notes=rendered.notes, backend=rendered.backend)
 
 
 def _cancelled(results: list[FileResult]) -> Cancelled:

@@ -15,7 +15,6 @@ How a photo is cut:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,9 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .compilation import run_network
+from .backends import make_runner
 from .devices import (
-    DTYPES,
     cpu_threads_for,
     empty_cache,
     free_memory_bytes,
@@ -128,6 +126,26 @@ def plan_tiles(lo: int, hi: int, tile: int, overlap: int, context: int, grid: in
             AxisTile(max(lo, a - context), min(hi, b + context), a * scale + first, w[first:last].astype(np.float32))
         )
     return tiles
+
+
+def _extent(tiles: list[AxisTile]) -> int:
+    return max(t.stop - t.start for t in tiles)
+
+
+def uniform_extents(tiles: list[AxisTile], lo: int, hi: int, grid: int) -> list[AxisTile]:
+    """The same tiles with at most two input extents: every tile is widened into the image to the largest extent,
+    its start kept on the grid (the windows of an attention network then fall where they fall for the whole
+    image), except where that would cross the far border: there one remainder extent ends at the border. The
+    network never sees padding it would not see on its own, and a compiled backend needs at most four graphs
+    (interior, right, bottom, corner) for a photo size. The blended spans and weights do not change: only the
+    context grows."""
+    extent = -(-_extent(tiles) // grid) * grid
+    widened = []
+    for t in tiles:
+        # the first grid point from which `extent` still reaches the tile's end (tile starts are on the grid)
+        start = min(t.start, lo + max(0, -(-(t.stop - extent - lo) // grid) * grid))
+        widened.append(AxisTile(start, min(hi, start + extent), t.weight_start, t.weights))
+    return widened
 
 
 def _ramp_zone(band_start: int, band_stop: int) -> tuple[float, float]:
@@ -249,15 +267,9 @@ class _Job:
     context: int
     batch: int
     out_channels: int  # channels of the colour part of the result
-    compile: bool = False  # through torch.compile (see enhancer.compilation)
-    net: Any = None  # what runs the tiles: the network, or its spec's inference fast path for this device
+    runner: Any = None  # what runs the tiles (see enhancer.backends): eager torch, OpenVINO or ONNX Runtime
     known_failing: int | None = None  # smallest tile side that ran out of memory
     retries: int = field(default=0)
-
-    def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.precision])
 
     def forward(self, boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
         """Run the network on input boxes (y0, y1, x0, x1) of one size; return H×W×C float32 outputs."""
@@ -273,8 +285,8 @@ class _Job:
             x = x.expand(n, 3, height, width)
         x = x.to(self.device, non_blocking=True).contiguous()
         x = _pad_to_multiple(x, int(self.model.pad_multiple))
-        with torch.inference_mode(), self.autocast():
-            y = run_network(self.net, x, self.compile)
+        with torch.inference_mode():
+            y = self.runner(x)
         expected = (height * self.scale, width * self.scale)
         if y.shape[-2] < expected[0] or y.shape[-1] < expected[1]:
             raise EnhancerError(
@@ -469,6 +481,9 @@ def enhance(
     out: np.ndarray | None = None,
     threads: int = 0,
     compile: bool = False,
+    backend: str = "auto",
+    accelerator: str | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """Run `model` over a float32 H×W×C photo in [0, 1] (C = 1, 3 or 4) and return it enlarged by `model.scale`.
 
@@ -479,6 +494,8 @@ def enhance(
     float32 array (for example a numpy memmap for huge outputs) that receives the result. threads: torch threads on
     the CPU (0: one per physical core, fewer while other processes keep cores busy; see `devices.cpu_threads`).
     compile: run the network through torch.compile, one graph per tile shape (for GPUs; see `enhancer.compilation`).
+    backend: "auto", "torch", "openvino" or "onnxruntime" (see `enhancer.backends`); accelerator: "dml" or
+    "intel-gpu" for a GPU that ONNX Runtime or OpenVINO drives. report(backend_name) says which backend ran.
     """
     was_2d = isinstance(pixels, np.ndarray) and pixels.ndim == 2
     pixels = _check_pixels(pixels)
@@ -526,18 +543,25 @@ def enhance(
     cols = plan_tiles(0, width, side, overlap, context, grid, scale)
     total = len(rows) * len(cols)
     batch = _batch_size(model, device, chosen, side + 2 * context, net_input.shape[-1])
-    log.info(
-        "enhance %s: %d×%d ×%d on %s/%s, tile %d, overlap %d, context %d, %d tiles, batch %d",
-        model.name, width, height, scale, device.type, chosen, side, overlap, context, total, batch,
-    )
-    net = model.net if compile else model.spec.for_inference(model.net, device)  # compile traces the plain network
-    job = _Job(
-        model, net_input, device, chosen, scale, grid, overlap, context, batch, out_channels=net_input.shape[-1],
-        compile=compile, net=net,
-    )
+    pad = max(1, int(model.pad_multiple))
+    tile_shape = (1, in_channels, *(-(-_extent(axis) // pad) * pad for axis in (rows, cols)))
 
     done = 0
     with cpu_threads_for(device, threads):
+        runner = make_runner(model, device, chosen, backend, compile, accelerator, tile_shape)
+        if runner.uniform_tiles:  # few tile shapes, so few compiled graphs
+            rows, cols, batch = uniform_extents(rows, 0, height, grid), uniform_extents(cols, 0, width, grid), 1
+        if report is not None:
+            report(runner.name)
+        log.info(
+            "enhance %s: %d×%d ×%d on %s/%s through %s, tile %d, overlap %d, context %d, %d tiles, batch %d",
+            model.name, width, height, scale, device.type, runner.precision, runner.name, side, overlap, context,
+            total, batch,
+        )
+        job = _Job(
+            model, net_input, device, runner.precision, scale, grid, overlap, context, batch,
+            out_channels=net_input.shape[-1], runner=runner,
+        )
         for row in rows:
             groups: dict[int, list[AxisTile]] = {}
             for col in cols:

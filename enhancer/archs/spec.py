@@ -59,6 +59,8 @@ class ArchSpec:
     # True for a one-channel network trained on luma (ESPCN as published): the photo is converted to YCbCr, Y goes
     # through the network and Cb, Cr are enlarged with bicubic. False: each colour channel goes through it.
     runs_on_luma: Callable[[Config], bool] = lambda config: False
+    # Whether the network exports to ONNX (for the compiled backends); a network from outside the registry may not.
+    exports: bool = True
     # A faster module for inference on `device`, with the same weights and results, or the network itself.
     for_inference: Callable[[nn.Module, torch.device], nn.Module] = lambda net, device: net
 
