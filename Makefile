@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+# PyPI's Linux torch is the CUDA build (about 3 GB more in the bundle); the CPU wheels are on this index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -33,6 +35,9 @@ test-avx2: $(STAMP)
 # The frozen app for this platform (onedir bundle + installer or archive), see installer/README.md.
 bundle: $(STAMP)
 	$(BIN)/python -m pip install -q "pyinstaller>=6.3"
+	# the bundle holds the CPU torch: a CUDA build (PyPI's on Linux) is replaced by the CPU wheel from TORCH_INDEX
+	$(BIN)/python -c "import sys, torch; sys.exit(torch.version.cuda is not None)" || \
+		$(BIN)/python -m pip install -q --force-reinstall --no-deps "$(TORCH)" --index-url $(TORCH_INDEX)
 	$(BIN)/python installer/build.py
 
 clean:

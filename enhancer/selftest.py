@@ -99,22 +99,48 @@ def _check_output(source: np.ndarray, output_path: Path, scale: int) -> str:
     return f"{size[0]}x{size[1]}, correlation {correlation:.3f}"
 
 
-def _enhance_through_cli(model_ref: str, source_path: Path, output_dir: Path) -> Path:
+def _enhance_through_cli(model_ref: str, source_path: Path, output_dir: Path, options: list[str]) -> tuple[Path, str]:
+    """The output file and what ran the network ("torch", "openvino" or "onnxruntime")."""
+    import contextlib
+    import io
+    import json
+
     from .cli import main as cli_main
 
-    code = cli_main([str(source_path), "--model", model_ref, "--output-dir", str(output_dir), "--format", "png"])
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        code = cli_main([str(source_path), "--model", model_ref, "--output-dir", str(output_dir), "--format", "png",
+                         "--json", *options])
     if code != 0:
         raise SelfTestFailure(f"the enhancer command failed on the test picture (exit code {code})")
+    try:
+        backends = json.loads(summary.getvalue()).get("backends") or ["?"]
+    except ValueError:
+        backends = ["?"]
     outputs = sorted(p for p in output_dir.iterdir() if p.is_file())
     if len(outputs) != 1:
         names = ", ".join(p.name for p in outputs) or "nothing"
         raise SelfTestFailure(f"expected one output file in {output_dir}, found {names}")
-    return outputs[0]
+    return outputs[0], "+".join(backends)
 
 
-def run_self_test(stream: TextIO | None = None) -> int:
-    """Run the self-test; print one line starting with `self-test: OK` or `self-test: FAILED`; return 0 or 1."""
+def _options(argv: list[str]) -> list[str]:
+    """The --backend and --device of the command line, passed on to the test run (e.g. --backend onnxruntime
+    --device dml on a Windows runner)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--backend")
+    parser.add_argument("--device")
+    known, _rest = parser.parse_known_args(argv)
+    return [item for flag in ("backend", "device") if getattr(known, flag) for item in (f"--{flag}", getattr(known, flag))]
+
+
+def run_self_test(stream: TextIO | None = None, argv: list[str] | None = None) -> int:
+    """Run the self-test; print one line starting with `self-test: OK` or `self-test: FAILED`; return 0 or 1.
+    `argv` (default: the command line) may name the --backend and --device to test."""
     out = stream or sys.stdout
+    options = _options(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     try:
         from PIL import Image
@@ -132,7 +158,7 @@ def run_self_test(stream: TextIO | None = None) -> int:
             Image.fromarray((picture * 255.0 + 0.5).astype(np.uint8)).save(source_path)
             output_dir = Path(tmp) / "out"
             output_dir.mkdir()
-            output_path = _enhance_through_cli(model_ref, source_path, output_dir)
+            output_path, ran = _enhance_through_cli(model_ref, source_path, output_dir, options)
             details = _check_output(picture, output_path, model.scale)
     except SelfTestFailure as failure:
         print(f"self-test: FAILED: {failure}", file=out, flush=True)
@@ -142,7 +168,7 @@ def run_self_test(stream: TextIO | None = None) -> int:
         return 1
     seconds = time.perf_counter() - started
     print(
-        f"self-test: OK: model {model.name} ({model.arch} x{model.scale}, {model.device.type}): "
+        f"self-test: OK: model {model.name} ({model.arch} x{model.scale}, {model.device.type}, through {ran}): "
         f"{TEST_WIDTH}x{TEST_HEIGHT} -> {details}, {seconds:.1f} s",
         file=out,
         flush=True,
