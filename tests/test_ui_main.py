@@ -254,6 +254,8 @@ def test_bf16_on_a_cpu_without_bf16_kernels_runs_fp32_and_says_so(qtbot, tmp_pat
     with qtbot.waitSignal(win.jobEnded, timeout=120000) as ended:
         win.enhance_action.trigger()
     assert ended.args == ["ok"], win.last_error
-    assert win.progress_label.text().endswith("· bf16 is not supported by this CPU; using fp32")
+    saved = win.progress_label.text()
+    assert "· bf16 is not supported by this CPU; using fp32" in saved
+    assert saved.endswith(("· through torch", "· through openvino")), saved  # and what ran the network
     assert "Device: CPU, fp32" in win.device_label.text()
     win.close()

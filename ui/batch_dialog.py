@@ -168,6 +168,7 @@ class BatchDialog(QDialog):
             tile=s.tile_value(),
             device=s.device,
             precision=s.precision,
+            backend=s.backend,
             skip_existing=self.skip_check.isChecked(),
         )
 

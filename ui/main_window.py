@@ -373,6 +373,7 @@ class MainWindow(QMainWindow):
             tile=s.tile_value(),
             device=s.device,
             precision=s.precision,
+            backend=s.backend,
         )
 
     def enhance(self) -> None:
@@ -462,6 +463,8 @@ class MainWindow(QMainWindow):
             self.compare.set_after(image, levels)
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
         notes += "".join(f" · {n}" for n in self._job_notes)
+        if result.backend:  # what ran the networks: torch, openvino or onnxruntime
+            notes += f" · through {result.backend}"
         self.progress_label.setText(f"Saved {self.last_output.name} in {result.seconds:.1f} s{notes}")
         self._update_enabled()
         self.jobEnded.emit("ok")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from enhancer.options import DEVICES, OUTPUT_FORMATS, PRECISIONS
+from enhancer.options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS
 from enhancer.paths import config_dir
 
 MAX_RECENT_FILES = 10
@@ -22,6 +22,7 @@ def settings_path() -> Path:
 class Settings:
     device: str = "auto"
     precision: str = "auto"
+    backend: str = "auto"
     tile: str = "auto"  # "auto" or a number of pixels
     output_format: str = "same"
     quality: int = 95
@@ -67,6 +68,8 @@ class Settings:
             self.device = "auto"
         if self.precision not in PRECISIONS:
             self.precision = "auto"
+        if self.backend not in BACKENDS:
+            self.backend = "auto"
         if self.output_format not in OUTPUT_FORMATS:
             self.output_format = "same"
         if not (str(self.tile) == "auto" or str(self.tile).isdigit()):

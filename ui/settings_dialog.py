@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from enhancer.options import DEVICES, OUTPUT_FORMATS, PRECISIONS
+from enhancer.options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS
 
 from .settings import Settings
 
@@ -95,6 +95,12 @@ class SettingsDialog(QDialog):
         self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(settings.precision)))
         self.device_combo.currentTextChanged.connect(self._mark_precisions)
         form.addRow("Precision:", self.precision_combo)
+        self.backend_combo = QComboBox(self)
+        self.backend_combo.addItems(BACKENDS)
+        self.backend_combo.setCurrentText(settings.backend)
+        self.backend_combo.setToolTip("What runs the networks. auto: torch on a GPU; on the CPU the faster of torch and "
+                                      "OpenVINO for each model, measured once.")
+        form.addRow("Backend:", self.backend_combo)
         self.tile_combo = QComboBox(self)
         self.tile_combo.setEditable(True)
         self.tile_combo.addItems(TILE_CHOICES)
@@ -131,6 +137,7 @@ class SettingsDialog(QDialog):
     def apply(self, settings: Settings) -> None:
         settings.device = self.device_combo.currentText()
         settings.precision = self.precision_combo.currentData()
+        settings.backend = self.backend_combo.currentText()
         tile = self.tile_combo.currentText().strip()
         settings.tile = tile if tile.isdigit() and int(tile) >= 16 else "auto"
         settings.skip_existing = self.skip_check.isChecked()
