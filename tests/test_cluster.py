@@ -27,6 +27,7 @@ from enhancer import cluster  # noqa: E402
 from enhancer.pipeline import FileFinished, Job  # noqa: E402
 
 MODEL = "own-mobilesr-x4"  # bundled, so these tests need nothing from ../shared
+QUICK_MODEL = "own-espcn-x2"  # bundled and tiny: for the test of 2,000 photos, which measures the driver
 
 
 def write_photos(folder: Path, count: int, size: tuple[int, int] = (16, 12), broken: bool = True) -> list[str]:
@@ -169,7 +170,7 @@ def test_driver_memory_stays_flat_over_2000_tiny_inputs(tmp_path, local_ray):
         if isinstance(event, FileFinished):
             rss.append(_rss_mb())
 
-    job = Job(inputs=[str(folder)], models=[MODEL], threads=1)
+    job = Job(inputs=[str(folder)], models=[QUICK_MODEL], threads=1, backend="torch")
     results = cluster.run_job_on_cluster(job, "local", events=events, cpus_per_worker=1)
     assert sum(r.status == "ok" for r in results) == 2000
     after_100, at_end = rss[99], rss[-1]
