@@ -22,6 +22,13 @@ from .errors import ModelError
 CONTAINER_KEYS = ("params_ema", "params", "net", "state_dict", "model")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
+# Bounds on what a torch zip checkpoint may inflate to, checked from its directory before anything is read: the
+# tensor entries together at most this many times the file's size, or this many bytes in all, and no entry
+# compressed more than MAX_ENTRY_RATIO to one (torch writes its entries stored, so a real file has 1).
+MAX_INFLATION = 64
+MAX_INFLATED_BYTES = 4 << 30
+MAX_ENTRY_RATIO = 200
+
 
 @dataclass
 class Model:
@@ -72,8 +79,63 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.suffix.lower() == ".safetensors":
         raw = _read_safetensors(path)
     else:
+        _check_zip_inflation(path, size)
         raw = _read_torch_pickle(path)
-    return unwrap_state_dict(raw, path)
+    state = unwrap_state_dict(raw, path)
+    check_stored_sizes(state, path)
+    return state
+
+
+def _check_zip_inflation(path: Path, size: int) -> None:
+    """Refuse a torch zip checkpoint whose entries inflate far beyond the file (a zip bomb), from its directory."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load says what is wrong with it
+    inflated = 0
+    for info in entries:
+        if info.file_size > MAX_ENTRY_RATIO * max(info.compress_size, 1) and info.file_size > 1 << 20:
+            raise ModelError(
+                f"{path}: refused: the entry {info.filename} inflates from {info.compress_size:,} to "
+                f"{info.file_size:,} bytes ({info.file_size // max(info.compress_size, 1):,}x); a model file does "
+                "not compress like that (a possible zip bomb)"
+            )
+        if "/data/" in info.filename or info.filename.startswith("data/"):
+            inflated += info.file_size
+    if inflated > MAX_INFLATED_BYTES or inflated > MAX_INFLATION * size:
+        raise ModelError(
+            f"{path}: refused: its tensors inflate to {inflated:,} bytes from a {size:,}-byte file "
+            f"(more than {MAX_INFLATION}x or {MAX_INFLATED_BYTES >> 30} GiB; a possible zip bomb)"
+        )
+
+
+def check_stored_sizes(state: Mapping[str, torch.Tensor], where: str | os.PathLike) -> None:
+    """Refuse tensors that declare more values than their storage holds (stride-0 or overlapping views): such a file
+    is a few KB that becomes gigabytes once a network is built from its shapes."""
+    for key, tensor in state.items():
+        declared = tensor.numel() * tensor.element_size()
+        try:
+            stored = tensor.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError):  # a tensor without storage (meta, sparse): nothing to compare
+            continue
+        if declared > stored:
+            raise ModelError(
+                f"{where}: refused: the tensor {key} declares {tuple(tensor.shape)} ({declared:,} bytes) but the "
+                f"file stores {stored:,} bytes for it (a hostile or broken model file)"
+            )
+
+
+def check_declared_parameters(state: Mapping[str, torch.Tensor], spec: ArchSpec, where: str) -> None:
+    """Refuse a state dict that declares more weights than its network family can sanely have, before building it."""
+    total = sum(int(t.numel()) for t in state.values())
+    if total > spec.max_parameters:
+        raise ModelError(
+            f"{where}: refused: the file declares {total:,} weights, more than a {spec.title} network may have "
+            f"({spec.max_parameters:,}); it is hostile or broken, and no network was built from it"
+        )
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -169,8 +231,10 @@ def model_from_state_dict(
 ) -> Model:
     """Detect the architecture of a state dict, build its network, load it strictly and move it to `device`."""
     where = str(source) if source else name
+    check_stored_sizes(state, where)
     found = detect(state, where)
     spec = get_spec(found.arch)
+    check_declared_parameters(state, spec, where)
     net = spec.build(found.config)
     wanted = set(net.state_dict().keys())
     weights = {k: v for k, v in state.items() if k in wanted or not k.endswith(spec.ignored_buffer_suffixes)}

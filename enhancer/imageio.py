@@ -95,6 +95,26 @@ TIFF_SUB_IFDS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperabili
 TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
 
 
+def max_pixels() -> int | None:
+    """The most pixels an image may declare: Pillow's decompression-bomb error limit (twice `MAX_IMAGE_PIXELS`),
+    applied by `check_declared_size` to every decoder path; None when the guard is switched off."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if not limit else 2 * int(limit)
+
+
+def check_declared_size(path: Path, width: int, height: int) -> None:
+    """Refuse an image whose header declares more pixels than `max_pixels()`, before any pixel array exists."""
+    width, height = int(width), int(height)
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{path}: the image declares an empty size ({width}×{height})")
+    limit = max_pixels()
+    if limit is not None and width * height > limit:
+        raise ImageError(
+            f"{path}: the image is too large: {width}×{height} = {width * height:,} pixels, over the limit of "
+            f"{limit:,} (refused as a possible decompression bomb)"
+        )
+
+
 @dataclass
 class Photo:
     """Pixels plus what is needed to write them back the way they came.
@@ -176,27 +196,34 @@ def read_photo(path: str | os.PathLike) -> Photo:
 
 def _photo_from_image(im: Image.Image, path: Path) -> Photo:
     source_format = im.format or "PNG"
+    check_declared_size(path, *im.size)
+    if source_format == "PNG":
+        _check_png_chunks(path)
     info = dict(im.info)
     notes: list[str] = []
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
         notes.append(f"the file has {im.n_frames} frames; only the first is used")
+    icc = info.get("icc_profile") or None
+
+    # The pixels first: a decoding error is the file's, never a note (PNG's getexif decodes the image too).
+    pixels16 = _read_deep_colour(im, path, source_format, notes)
+    if pixels16 is None:
+        im.load()
     try:
         exif = im.getexif()
     except Exception as exc:  # a damaged EXIF block must not cost the photo
         exif = Image.Exif()
         notes.append(f"the EXIF block could not be read ({_first_line(exc)})")
     orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
-    icc = info.get("icc_profile") or None
+    info = {**info, **dict(im.info)}  # PNG chunks after the image data (eXIf, iTXt) are known once it is read
 
-    pixels16 = _read_deep_colour(im, path, source_format, notes)
     if pixels16 is not None:
         array, bit_depth = pixels16, 16
         gray = array.shape[2] in (1, 2)
         alpha = array.shape[2] in (2, 4)
         pixels = _channels_to_layout(array.astype(np.float32) / 65535.0)
     else:
-        im.load()
         pixels, bit_depth, gray, alpha, icc = _pixels_from_pillow(im, icc, notes)
 
     pixels = apply_orientation(pixels, orientation)
@@ -291,6 +318,8 @@ def _read_deep_colour(im: Image.Image, path: Path, source_format: str, notes: li
             return None
         try:
             return _read_tiff16(path)
+        except ImageError:
+            raise
         except Exception as exc:  # e.g. LZW needs the optional imagecodecs package
             notes.append(f"16-bit TIFF read as 8 bits per channel ({_first_line(exc)})")
             return None
@@ -301,7 +330,10 @@ def _read_png16(path: Path) -> np.ndarray:
     import png  # pypng
 
     try:
-        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        reader = png.Reader(filename=str(path))
+        reader.preamble()  # the header only: the declared size is checked before any row is decoded
+        check_declared_size(path, reader.width, reader.height)
+        width, height, rows, info = reader.asDirect()
         planes = int(info["planes"])
         array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     except png.Error as exc:
@@ -316,6 +348,7 @@ def _read_tiff16(path: Path) -> np.ndarray:
 
     with tifffile.TiffFile(str(path)) as tif:
         page = tif.pages[0]
+        check_declared_size(path, page.imagewidth, page.imagelength)
         array = page.asarray()
         planar_separate = int(page.planarconfig) == 2
         extra = tuple(int(e) for e in (page.extrasamples or ()))
@@ -335,6 +368,39 @@ def _read_tiff16(path: Path) -> np.ndarray:
     return array
 
 
+def _check_png_chunks(path: Path) -> None:
+    """Walk a PNG's chunks and check each CRC: a damaged chunk (most often in the image data) is an error of the
+    file, not something to decode into garbage. Read in blocks; only the chunk structure is kept in memory."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ImageError(f"{path}: the image data is truncated or damaged (the file ends before IEND)")
+            length, kind = struct.unpack(">I4s", head)
+            crc = zlib.crc32(kind)
+            remaining = length
+            while remaining:
+                block = fh.read(min(remaining, 1 << 20))
+                if not block:
+                    raise ImageError(f"{path}: the image data is truncated or damaged (a {_chunk_name(kind)} chunk "
+                                     "is cut short)")
+                crc = zlib.crc32(block, crc)
+                remaining -= len(block)
+            stored = fh.read(4)
+            if len(stored) < 4:
+                raise ImageError(f"{path}: the image data is truncated or damaged (the file ends before IEND)")
+            if struct.unpack(">I", stored)[0] != crc & 0xFFFFFFFF:
+                raise ImageError(f"{path}: the image data is damaged (CRC error in a {_chunk_name(kind)} chunk)")
+            if kind == b"IEND":
+                return
+
+
+def _chunk_name(kind: bytes) -> str:
+    return kind.decode("latin-1") if kind.isalpha() else repr(kind)
+
+
 def _is_tiff(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(4) in (b"II*\x00", b"MM\x00*")
@@ -346,6 +412,11 @@ def _photo_from_tifffile(path: Path) -> Photo:
         import tifffile
 
         array = _read_tiff16(path)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"{path}: a TIFF layout that is not supported ({_first_line(exc)})") from None
+    try:
         with tifffile.TiffFile(str(path)) as tif:
             tag = tif.pages[0].tags.get(ICC_TIFF_TAG)
             icc = bytes(tag.value) if tag is not None else None

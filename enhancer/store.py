@@ -261,7 +261,14 @@ def import_model(path: str | os.PathLike) -> CatalogEntry:
     if not source.is_file():
         raise ModelError(f"{source}: model file not found")
     state = read_state_dict(source)
-    model = model_from_state_dict(state, name=source.stem, source=source)
+    try:
+        model = model_from_state_dict(state, name=source.stem, source=source)
+    except ModelError:
+        raise
+    except MemoryError:
+        raise ModelError(f"{source}: refused: building its network needs more memory than there is") from None
+    except Exception as exc:  # an odd file must end in a message that names it, never a traceback
+        raise ModelError(f"{source}: the model could not be built ({type(exc).__name__}: {exc})") from None
     digest = sha256_of(source)
 
     data = read_store_index()

@@ -63,6 +63,9 @@ class ArchSpec:
     exports: bool = True
     # A faster module for inference on `device`, with the same weights and results, or the network itself.
     for_inference: Callable[[nn.Module, torch.device], nn.Module] = lambda net, device: net
+    # The most weights (values in the state dict) a file of this network may declare before the network is built:
+    # the released models have at most tens of millions; a file that declares more is refused as hostile or broken.
+    max_parameters: int = 200_000_000
 
     @property
     def precisions(self) -> tuple[str, ...]:
