@@ -432,6 +432,56 @@ def _merge_chroma_into(color: np.ndarray, scale: int, out: np.ndarray) -> None:
         ycbcr_to_rgb_into(y, cb, cr, rows[..., :3])
 
 
+def is_8bit_levels(color: np.ndarray, rows: int = 256) -> bool:
+    """True when every value is an exact 8-bit level (k/255): the photo came from an 8-bit file."""
+    for start in range(0, color.shape[0], rows):
+        scaled = color[start : start + rows] * 255.0
+        if np.abs(scaled - np.rint(scaled)).max() > 1e-3:
+            return False
+    return True
+
+
+def _to_u8(rgb: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def luma_input(color: np.ndarray, eight_bit: bool) -> np.ndarray:
+    """The Y plane a luma network sees, H×W×1 float32. From an 8-bit photo it is Pillow's 8-bit Y, as PyTorch's
+    super_resolution example feeds it (so the published models see what they were trained on)."""
+    if not eight_bit:
+        return rgb_to_ycbcr(color)[0][..., None]
+    from PIL import Image
+
+    y = np.empty(color.shape[:2], np.float32)
+    for start in range(0, color.shape[0], ALPHA_STRIP_ROWS):
+        strip = Image.fromarray(_to_u8(color[start : start + ALPHA_STRIP_ROWS])).convert("YCbCr")
+        y[start : start + ALPHA_STRIP_ROWS] = np.asarray(strip.getchannel(0), np.float32) / 255.0
+    return y[..., None]
+
+
+def _merge_chroma_8bit_into(color: np.ndarray, scale: int, out: np.ndarray) -> None:
+    """As `_merge_chroma_into`, in Pillow's 8-bit YCbCr, as the example does: Cb and Cr of the photo enlarged with
+    Pillow's bicubic, merged with the network's Y (rounded to 8 bits) and converted to RGB by Pillow. The published
+    models expect exactly this; in float the result is about a level brighter than theirs."""
+    from PIL import Image
+
+    height = color.shape[0]
+    for start in range(0, height, ALPHA_STRIP_ROWS):
+        stop = min(height, start + ALPHA_STRIP_ROWS)
+        lo = max(0, start - ALPHA_CONTEXT_ROWS)
+        hi = min(height, stop + ALPHA_CONTEXT_ROWS)
+        _y, cb, cr = Image.fromarray(_to_u8(color[lo:hi])).convert("YCbCr").split()
+        size = (cb.width * scale, cb.height * scale)
+        keep = slice((start - lo) * scale, (stop - lo) * scale)
+        cb = np.asarray(cb.resize(size, Image.Resampling.BICUBIC))[keep]
+        cr = np.asarray(cr.resize(size, Image.Resampling.BICUBIC))[keep]
+        rows = out[start * scale : stop * scale]
+        y = _to_u8(rows[..., 0])  # the network's Y in 8 bits, rounded (the example truncates)
+        planes = [Image.fromarray(np.ascontiguousarray(p)) for p in (y, cb, cr)]
+        rgb = Image.merge("YCbCr", planes).convert("RGB")
+        rows[..., :3] = np.asarray(rgb, np.float32) / 255.0
+
+
 def _check_pixels(pixels: Any) -> np.ndarray:
     if not isinstance(pixels, np.ndarray):
         raise EnhancerError(f"pixels must be a numpy array (H×W×C float32), not {type(pixels).__name__}")
@@ -517,7 +567,8 @@ def enhance(
     grid = tile_grid(model)
     # A luma network on a colour photo: only Y goes through it; the chroma is enlarged with bicubic at the end.
     luma = color_channels == 3 and in_channels == 1 and runs_on_luma(model)
-    net_input = rgb_to_ycbcr(color)[0][..., None] if luma else color
+    eight_bit = luma and is_8bit_levels(color)
+    net_input = luma_input(color, eight_bit) if luma else color
 
     out_shape = (height * scale, width * scale, channels)
     if out is None:
@@ -580,7 +631,7 @@ def enhance(
     _check_cancel(cancel)
     del net_input
     if luma:
-        _merge_chroma_into(color, scale, out)
+        (_merge_chroma_8bit_into if eight_bit else _merge_chroma_into)(color, scale, out)
 
     if has_alpha:
         _upscale_alpha_into(pixels[..., -1].astype(np.float32, copy=False), scale, out[..., -1])

@@ -35,6 +35,13 @@ ENTRY_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 INSTALLED_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
+def _default_model_id() -> str | None:
+    try:
+        return store.default_model_id()
+    except Exception:  # noqa: BLE001 - no usable default: the picker falls back to the first installed model
+        return None
+
+
 def device_report(device: str, precision: str) -> tuple[str, list[str], str]:
     """(the device and precision in use, every device found, the hint about an unused NVIDIA GPU or "")."""
     from enhancer import devices
@@ -243,7 +250,11 @@ class MainWindow(QMainWindow):
         self.model_combo.blockSignals(True)
         self.model_combo.setModel(model)
         self.model_combo.blockSignals(False)
-        if not self._select_row(wanted or "") and not self._select_row(first_installed or ""):
+        if (
+            not self._select_row(wanted or "")
+            and not self._select_row(_default_model_id() or "")  # the catalog's default (the bundled one)
+            and not self._select_row(first_installed or "")
+        ):
             # Nothing installed: show the first entry; Enhance then offers to download it or to import a model.
             for row in range(model.rowCount()):
                 if model.item(row).data(ENTRY_ID_ROLE):

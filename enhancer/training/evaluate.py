@@ -46,18 +46,19 @@ def _rgb(path: Path) -> np.ndarray:
 @torch.no_grad()
 def super_resolve(net: nn.Module, lr_uint8: np.ndarray, luma: bool = False) -> np.ndarray:
     """The network's uint8 RGB output for an uint8 RGB image. With `luma` (a one-channel network trained on Y), as
-    the app runs it: Y (full-range BT.601, Pillow's, in float) through the network, Cb and Cr by Pillow's bicubic."""
+    the app runs an 8-bit photo: Pillow's 8-bit Y through the network, Cb and Cr by Pillow's bicubic, merged by
+    Pillow (as PyTorch's super_resolution example)."""
     device = next(net.parameters()).device
     rgb = np.array(lr_uint8).astype(np.float32) / 255.0
     if luma:
-        from ..tiling import _merge_chroma_into, rgb_to_ycbcr
+        from ..tiling import _merge_chroma_8bit_into, luma_input
 
-        y_in = torch.from_numpy(rgb_to_ycbcr(rgb)[0])[None, None].to(device)
+        y_in = torch.from_numpy(luma_input(rgb, eight_bit=True)[..., 0])[None, None].to(device)
         y = net(y_in).float()[0, 0].cpu().numpy()
         scale = y.shape[0] // rgb.shape[0]
         out = np.zeros((*y.shape, 3), dtype=np.float32)
         out[..., 0] = y
-        _merge_chroma_into(rgb, scale, out)
+        _merge_chroma_8bit_into(rgb, scale, out)
         return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
     y = net(x).float().clamp(0, 1)
