@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --cluster: CPU cores per CPU worker (default 4); GPU workers take one GPU each",
     )
     parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists")
+    parser.add_argument(
+        "--strip-metadata", default="location", choices=("none", "location", "all"),
+        help="what of the photo's metadata stays out of the output (default location: GPS and place names removed, "
+        "colour profile and camera data kept; all: no EXIF, XMP or maker notes; the colour profile is always kept)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument("--list-models", action="store_true", help="list the known models and whether they are installed")
     parser.add_argument("--download", action="append", default=[], metavar="ID", help="download and install a model")
@@ -241,6 +246,7 @@ def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
         compile=args.compile,
         backend=args.backend,
         skip_existing=args.skip_existing,
+        strip_metadata=args.strip_metadata,
     )
     reporter = _ProgressReporter(sys.stderr)
     started = time.monotonic()

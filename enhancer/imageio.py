@@ -80,6 +80,19 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 ORIENTATION_TAG = 0x0112
+GPS_IFD = 0x8825
+# What `write_photo(strip_metadata=...)` leaves out: nothing; the location (the EXIF GPS block and XMP's location
+# fields; the camera data stays); or all EXIF and XMP (maker notes with them). The ICC profile is always kept.
+STRIP_METADATA = ("none", "location", "all")
+# XMP properties that say where a photo was taken: EXIF's GPS fields, Photoshop's and IPTC's place names.
+_XMP_LOCATION = (
+    r"exif:GPS\w*|photoshop:(?:City|State|Country)|Iptc4xmpCore:(?:Location|CountryCode)"
+    r"|Iptc4xmpExt:(?:LocationCreated|LocationShown)"
+)
+_XMP_LOCATION_ATTRIBUTE = re.compile(rb'\s(?:' + _XMP_LOCATION.encode() + rb')\s*=\s*(?:"[^"]*"|\'[^\']*\')')
+_XMP_LOCATION_ELEMENT = re.compile(
+    rb"<(" + _XMP_LOCATION.encode() + rb")\b[^>]*?(?:/>|>.*?</\1\s*>)", re.DOTALL
+)
 EXIF_IFD = 0x8769
 PIXEL_X_DIMENSION = 0xA002
 PIXEL_Y_DIMENSION = 0xA003
@@ -550,7 +563,8 @@ def output_extension(photo: Photo, format: str = "same", size: tuple[int, int] |
 
 
 def write_photo(
-    photo: Photo, path: str | os.PathLike, format: str = "same", quality: int = 95, overwrite: bool = True
+    photo: Photo, path: str | os.PathLike, format: str = "same", quality: int = 95, overwrite: bool = True,
+    strip_metadata: str = "none",
 ) -> Path:
     """Write `photo` to `path` atomically (temporary file in the same folder, then moved into place). Returns the path.
 
@@ -559,9 +573,12 @@ def write_photo(
     16-bit photos stay 16-bit in PNG and TIFF; formats without 16 bits or alpha get 8 bits / alpha composited on white.
     Raises `ImageError` naming the file when it cannot be written; the target is then untouched. With
     `overwrite=False` a file that exists at `path` by the time the photo is complete is never replaced:
-    `FileExistsError` is raised instead and nothing is written.
+    `FileExistsError` is raised instead and nothing is written. `strip_metadata`: "none" (the default here), "location"
+    (the EXIF GPS block and XMP's location fields are left out) or "all" (no EXIF, no XMP); the ICC profile is
+    always kept.
     """
     path = Path(path)
+    photo = strip_photo_metadata(photo, strip_metadata)
     fmt = output_format(photo, format)
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
@@ -572,7 +589,7 @@ def write_photo(
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        pending = AtomicFile(path, prefix=f".{path.name}.", suffix=".part", replace=overwrite)
+        pending = AtomicFile(path, prefix=f".{_short_name(path.name, 200)}.", suffix=".part", replace=overwrite)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write to the folder ({exc.strerror or exc})") from None
     try:
@@ -589,6 +606,46 @@ def write_photo(
             raise ImageError(f"{path}: cannot be written as {fmt} ({_first_line(exc)})") from None
         raise
     return path
+
+
+def strip_photo_metadata(photo: Photo, strip: str = "location") -> Photo:
+    """The photo without what `strip` names ("none", "location" or "all"; see `STRIP_METADATA`)."""
+    if strip not in STRIP_METADATA:
+        raise ImageError(f"strip_metadata must be one of {', '.join(STRIP_METADATA)}, got {strip!r}")
+    if strip == "none" or (photo.exif is None and photo.xmp is None):
+        return photo
+    if strip == "all":
+        return replace(photo, exif=None, xmp=None, notes=list(photo.notes))
+    return replace(photo, exif=_exif_without_location(photo.exif), xmp=_xmp_without_location(photo.xmp),
+                   notes=list(photo.notes))
+
+
+def _exif_without_location(raw: bytes | None) -> bytes | None:
+    if not raw:
+        return raw
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+        exif.get_ifd(EXIF_IFD)  # keep the camera data: load the Exif sub-IFD so that tobytes() writes it back
+        if GPS_IFD not in exif:
+            return raw
+        del exif[GPS_IFD]
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # an EXIF block that cannot be rewritten cannot be trusted to be without the location
+        return None
+
+
+def _xmp_without_location(xmp: bytes | None) -> bytes | None:
+    if not xmp:
+        return xmp
+    xmp = _XMP_LOCATION_ELEMENT.sub(b"", xmp)
+    return _XMP_LOCATION_ATTRIBUTE.sub(b"", xmp)
+
+
+def _short_name(name: str, limit: int) -> str:
+    """`name` cut to at most `limit` bytes of UTF-8 (for temporary names, which add their own bytes to it)."""
+    encoded = name.encode("utf-8")
+    return name if len(encoded) <= limit else encoded[:limit].decode("utf-8", "ignore")
 
 
 def _same_file(a: Path, b: Path) -> bool:

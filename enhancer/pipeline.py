@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from .errors import Cancelled, EnhancerError, ModelError
-from .imageio import FORMAT_NAMES, IMAGE_EXTENSIONS, output_extension, output_format, read_photo, write_photo
+from .imageio import FORMAT_NAMES, IMAGE_EXTENSIONS, STRIP_METADATA, output_extension, output_format, read_photo, write_photo
 from .options import BACKENDS, OUTPUT_FORMATS
 
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
@@ -67,6 +67,9 @@ class Job:
     compile: bool = False
     backend: str = "auto"  # auto | torch | openvino | onnxruntime (see enhancer.backends)
     skip_existing: bool = False
+    # What of the photo's metadata stays out of the output: "none", "location" (GPS and other location fields; the
+    # colour profile and camera data are kept) or "all" (EXIF, XMP and maker notes; the colour profile is kept).
+    strip_metadata: str = "location"
 
     def validate(self) -> None:
         """Raise `ValueError` with a user-facing message when an option is out of range."""
@@ -85,6 +88,8 @@ class Job:
             raise ValueError(f"overlap must be a number of pixels >= 0, got {self.overlap!r}")
         if not isinstance(self.threads, int) or self.threads < 0:
             raise ValueError(f"threads must be 0 (automatic) or a positive number, got {self.threads!r}")
+        if self.strip_metadata not in STRIP_METADATA:
+            raise ValueError(f"strip_metadata must be one of {', '.join(STRIP_METADATA)}, got {self.strip_metadata!r}")
         if self.suffix is not None and re.search(r"[/\\\x00]", self.suffix):
             raise ValueError(f"the suffix must not contain a path separator: {self.suffix!r}")
 
@@ -296,23 +301,44 @@ def output_folder(item: InputFile, output_dir: Path | None, recursive: bool) -> 
     return output_dir
 
 
+# The longest file name (in bytes) that the usual file systems take: ext4, APFS, NTFS (in UTF-16 units) and others.
+MAX_NAME_BYTES = 255
+
+
 def first_output_name(item: InputFile, folder: Path, suffix: str, extension: str) -> Path:
-    return folder / f"{item.path.stem}{suffix}{extension}"
+    return fit_name(folder / f"{item.path.stem}{suffix}{extension}", item.path.stem)
+
+
+def fit_name(path: Path, stem: str, extra: str = "") -> Path:
+    """`path` with `extra` (e.g. "-2") put before its extension, its name kept within `MAX_NAME_BYTES`: the part that
+    came from the input's `stem` is shortened (never the suffix or the extension)."""
+    name = path.name
+    # The part from the stem: all of it, or what is left of it when `path` was shortened before.
+    keep = len(os.path.commonprefix([name, stem])) if stem else 0
+    head, tail = (name[:keep], name[keep:]) if keep else (path.stem, path.suffix)
+    tail_stem, dot, extension = tail.rpartition(".") if "." in tail else (tail, "", "")
+    tail = f"{tail_stem}{extra}{dot}{extension}"
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    encoded = head.encode("utf-8")
+    if len(encoded) > room:
+        head = encoded[: max(room, 1)].decode("utf-8", "ignore").rstrip(" .") or "photo"
+    return path.with_name(head + tail)
 
 
 def free_output_name(item: InputFile, wanted: Path, taken: set[Path]) -> Path:
     """`wanted`, or `stem-1.ext`, `stem-2.ext`... : the first that does not exist, is not planned in this job and is
-    not the input itself."""
-    candidate = wanted
+    not the input itself, within `MAX_NAME_BYTES`. Only a hint when another process writes to the same folder:
+    `Rendered.write(..., exclusive=True)` reserves the name for good."""
+    stem = item.path.stem
+    candidate = fit_name(wanted, stem)
     number = 0
     while (
-        candidate.exists()
+        os.path.lexists(candidate)
         or candidate.resolve() in taken
         or candidate.name == item.path.name
-        or os.path.lexists(candidate)
     ):
         number += 1
-        candidate = wanted.with_name(f"{wanted.stem}-{number}{wanted.suffix}")
+        candidate = fit_name(wanted, stem, f"-{number}")
     return candidate
 
 
@@ -437,9 +463,28 @@ class Rendered:
     notes: list[str]
     backend: str = ""  # what ran the chain, e.g. "openvino" ("+"-joined for a chain that used several)
 
-    def write(self, path: Path) -> None:
+    strip_metadata: str = "location"  # none | location | all (see Job.strip_metadata)
+
+    def write(
+        self, path: Path, *, exclusive: bool = False, item: InputFile | None = None, taken: set[Path] | None = None
+    ) -> Path:
+        """Write the photo at `path` and return where it went. `exclusive`: the name is reserved atomically, never
+        replacing a file (another process may write into the same folder): when `path` is taken by the time the
+        file is complete, the next free name of `item` (`-1`, `-2`...) is tried, and so on."""
         # The format resolved with the name, so that the name and the content always agree.
-        write_photo(self.photo, path, format=self.extension.lstrip("."), quality=self.quality)
+        options = dict(format=self.extension.lstrip("."), quality=self.quality, strip_metadata=self.strip_metadata)
+        if not exclusive:
+            write_photo(self.photo, path, **options)
+            return path
+        taken = taken if taken is not None else set()
+        while True:
+            try:
+                return write_photo(self.photo, path, overwrite=False, **options)
+            except FileExistsError:
+                taken.add(path.resolve())
+                if item is None:
+                    raise
+                path = free_output_name(item, self.wanted, taken)
 
 
 def render_file(
@@ -501,7 +546,7 @@ def render_file(
     if fmt != natural:
         notes.append(f"written as {fmt}: {size[0]}×{size[1]} is too large for {natural}")
     return Rendered(photo.with_pixels(pixels), wanted, extension, job.quality, notes,
-                    "+".join(dict.fromkeys(backends_used)))
+                    "+".join(dict.fromkeys(backends_used)), strip_metadata=job.strip_metadata)
 
 
 def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel) -> FileResult:
@@ -509,8 +554,8 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
     if isinstance(rendered, FileResult):
         return rendered
     out = free_output_name(item, rendered.wanted, planned)
+    out = rendered.write(out, exclusive=True, item=item, taken=planned)
     planned.add(out.resolve())
-    rendered.write(out)
     return FileResult(item.path, "ok", output=out, notes=rendered.notes, backend=rendered.backend)
 
 

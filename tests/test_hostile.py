@@ -165,3 +165,139 @@ def test_cli_batch_survives_every_hostile_image_and_goes_on(corpus, tmp_path):
     assert len(errors) == 3, run.stderr
     assert sorted(p.name for p in inputs.iterdir()) == before
     assert [p.name for p in out.iterdir()] == ["valid_own-espcn-x2_x2.png"]
+
+
+# ------------------------------------------------------------------------------------------------------ output names
+
+
+def _photo_folder(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(folder / f"photo{i:02d}.png")
+    return folder
+
+
+def _rendered(tmp_path: Path):
+    from enhancer.imageio import Photo
+    from enhancer.pipeline import InputFile, Rendered
+
+    source = tmp_path / "in.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(source)
+    wanted = tmp_path / "in_x2.png"
+    photo = Photo(pixels=np.full((8, 8, 3), 0.5, np.float32), source=source)
+    return InputFile(path=source), Rendered(photo, wanted, ".png", 95, [])
+
+
+def test_a_name_taken_by_another_writer_is_never_replaced(tmp_path):
+    item, rendered = _rendered(tmp_path)
+    rendered.wanted.write_bytes(b"someone else's file")  # taken after the name was chosen, before the write
+    out = rendered.write(rendered.wanted, exclusive=True, item=item, taken=set())
+    assert rendered.wanted.read_bytes() == b"someone else's file"
+    assert out == tmp_path / "in_x2-1.png"
+    assert Image.open(out).size == (8, 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "in_x2-1.png", "in_x2.png"]
+
+
+def test_output_names_stay_within_255_bytes_and_keep_the_suffix(tmp_path):
+    from enhancer.pipeline import InputFile, first_output_name, free_output_name
+
+    stem = "é" * 120  # 240 bytes
+    item = InputFile(path=tmp_path / f"{stem}.png")
+    wanted = first_output_name(item, tmp_path, "_own-espcn-x2_x2", ".png")
+    assert len(wanted.name.encode()) <= 255 and wanted.name.endswith("_own-espcn-x2_x2.png")
+    wanted.write_bytes(b"x")
+    second = free_output_name(item, wanted, set())
+    assert len(second.name.encode()) <= 255 and second.name.endswith("_own-espcn-x2_x2-1.png")
+    _, rendered = _rendered(tmp_path)
+    rendered.write(second)  # the temporary name fits too
+    assert Image.open(second).size == (8, 8)
+
+
+def test_two_processes_on_the_same_photos_write_distinct_files_that_all_decode(tmp_path):
+    inputs = _photo_folder(tmp_path / "in", 20)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "enhancer", str(inputs), "--model", "own-espcn-x2", "--output-dir", str(out),
+               "--threads", "1"]
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=os.environ.copy()) for _ in range(2)]
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+    written = sorted(out.iterdir())
+    assert len(written) == 40 and len({p.name for p in written}) == 40
+    assert not [p for p in written if p.name.startswith(".")]
+    for path in written:
+        with Image.open(path) as im:
+            im.load()
+            assert im.size == (64, 48)
+
+
+def test_skip_existing_run_after_run_writes_each_output_once(tmp_path):
+    inputs = _photo_folder(tmp_path / "in", 20)
+    out = tmp_path / "out"
+    for _ in range(2):
+        run = enhancer(inputs, "--model", "own-espcn-x2", "--output-dir", out, "--skip-existing", "--threads", "1",
+                       limit=False)
+        assert run.returncode == 0, run.stderr
+    assert len(list(out.iterdir())) == 20
+
+
+# ---------------------------------------------------------------------------------------------------------- privacy
+
+
+def _jpeg_with_gps(path: Path) -> Path:
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0110] = "Phone 9"  # Model
+    exif.get_ifd(0x8769)[0x829A] = (1, 250)  # ExposureTime
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 17.0, 40.0)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"'
+           b' exif:GPSLatitude="48,51.48N" photoshop:City="Paris" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+           b'<exif:GPSLongitude>2,17.67E</exif:GPSLongitude><dc:creator>Ann</dc:creator>'
+           b'</rdf:Description></rdf:RDF></x:xmpmeta>')
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(path, exif=exif, icc_profile=icc, xmp=xmp)
+    return path
+
+
+def _metadata(path: Path):
+    with Image.open(path) as im:
+        exif = im.getexif()
+        return exif, dict(exif.get_ifd(0x8825)), dict(exif.get_ifd(0x8769)), im.info.get("icc_profile"), \
+            im.info.get("xmp")
+
+
+@pytest.mark.parametrize("strip", ["none", "location", "all"])
+def test_strip_metadata_on_write(tmp_path, strip):
+    from enhancer.imageio import write_photo
+
+    source = _jpeg_with_gps(tmp_path / "gps.jpg")
+    photo = read_photo(source)
+    out = write_photo(photo, tmp_path / "out.jpg", strip_metadata=strip)
+    exif, gps, sub, icc, xmp = _metadata(out)
+    assert icc and icc == _metadata(source)[3]  # the colour profile always stays
+    if strip == "none":
+        assert gps and exif.get(0x010F) == "PhoneMaker" and b"Paris" in xmp
+    elif strip == "location":
+        assert not gps and 0x8825 not in exif
+        assert exif.get(0x010F) == "PhoneMaker" and sub.get(0x829A)  # camera data kept
+        assert b"GPS" not in xmp and b"Paris" not in xmp and b"Ann" in xmp
+    else:
+        assert not len(exif) and not xmp
+
+
+def test_cli_strips_the_location_by_default_and_keeps_it_when_asked(tmp_path):
+    source = _jpeg_with_gps(_photo_folder(tmp_path / "in", 0) / "gps.jpg")
+    for strip, folder in ((None, "default"), ("none", "kept")):
+        extra = () if strip is None else ("--strip-metadata", strip)
+        run = enhancer(source, "--model", "own-espcn-x2", "--output-dir", tmp_path / folder, *extra, limit=False)
+        assert run.returncode == 0, run.stderr
+    (default,) = (tmp_path / "default").iterdir()
+    (kept,) = (tmp_path / "kept").iterdir()
+    assert not _metadata(default)[1] and _metadata(default)[0].get(0x010F) == "PhoneMaker"
+    assert _metadata(kept)[1]
