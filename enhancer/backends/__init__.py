@@ -69,7 +69,7 @@ def make_runner(model: Any, device: torch.device, precision: str, backend: str =
         else:
             from .choice import fastest_cpu_backend
 
-            name = fastest_cpu_backend(model, precision, int(shape[1]) if shape else int(model.in_channels))
+            name = fastest_cpu_backend(model, precision, shape)
     if name == "torch":
         from .torch_backend import TorchRunner
 

@@ -1,8 +1,8 @@
 """`backend="auto"` on the CPU: the faster of eager torch and OpenVINO for this network and precision on this machine.
 
-Measured once on a 96-pixel tile (a warm-up and the best of three runs of each) and remembered in the backend cache,
-keyed by what changes the answer: the CPU, torch's kernel level, the thread count, the backend versions, the
-architecture, its config and the precision. OpenVINO has to be at least `MARGIN` faster: torch is the reference,
+Measured once on the job's tile for a compiled backend (a warm-up and the best of three runs of each) and remembered
+in the backend cache, keyed by what changes the answer: the CPU, torch's kernel level, the thread count, the backend
+versions, the architecture, its config, the precision and the tile shape. OpenVINO has to be at least `MARGIN` faster: torch is the reference,
 so a tie keeps it. Measured on a 2-core Xeon with AMX (bf16 native), MobileSR x4 at 128/256 pixels: torch 527/2107
 ms, OpenVINO 545/2710 ms in fp32; on a 2-core AVX2-only EPYC OpenVINO ran the same graph 1.5-3x faster than torch."""
 
@@ -41,12 +41,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _key(model: Any, precision: str) -> str:
+def _key(model: Any, precision: str, shape: tuple[int, ...]) -> str:
     import openvino
 
     return json.dumps(
         [_cpu_name(), cpu_capabilities().isa, torch.get_num_threads(), torch.__version__, openvino.__version__,
-         model.arch, model.config, precision],
+         model.arch, model.config, precision, list(shape)],
         sort_keys=True, default=str,
     )
 
@@ -75,14 +75,19 @@ def _best_seconds(runner: Any, x: torch.Tensor) -> float:
     return best
 
 
-def fastest_cpu_backend(model: Any, precision: str, channels: int = 3) -> str:
+def fastest_cpu_backend(model: Any, precision: str, shape: tuple[int, ...] | None = None) -> str:
     """"torch" or "openvino" for this network; torch when OpenVINO is not installed, the network does not export
     (its spec says so) or OpenVINO cannot run it."""
     from . import installed
 
     if not getattr(model.spec, "exports", True) or not installed("openvino"):
         return "torch"
-    key = _key(model, precision)
+    if shape is None:
+        pad = max(1, int(model.pad_multiple))
+        side = -(-MEASURE_SIDE // pad) * pad
+        shape = (1, int(model.in_channels), side, side)
+    shape = (1, *shape[1:])
+    key = _key(model, precision, shape)
     with _lock:
         known = _load().get(key)
         if known is not None:
@@ -90,9 +95,7 @@ def fastest_cpu_backend(model: Any, precision: str, channels: int = 3) -> str:
         from .openvino_backend import OpenVinoRunner
         from .torch_backend import TorchRunner
 
-        pad = max(1, int(model.pad_multiple))
-        side = -(-MEASURE_SIDE // pad) * pad
-        x = torch.rand((1, channels, side, side), generator=torch.Generator().manual_seed(0))
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
         seconds: dict[str, float] = {"torch": _best_seconds(TorchRunner(model, torch.device("cpu"), precision), x)}
         try:
             seconds["openvino"] = _best_seconds(OpenVinoRunner(model, precision), x)
