@@ -24,6 +24,20 @@ def parse_deadline(text: str) -> float:
     return time.time() + float(text)
 
 
+def _stored_config(checkpoint: str) -> TrainConfig | None:
+    """The recipe a resume checkpoint holds (its network and scale), or None when there is none yet."""
+    import torch
+
+    from .train import config_from_json
+
+    if not Path(checkpoint).is_file():
+        return None
+    try:
+        return config_from_json(torch.load(checkpoint, map_location="cpu", weights_only=True)["config"])
+    except Exception:  # noqa: BLE001 - a damaged file is reported by the training run itself
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m enhancer.training", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="resume state file (created, or resumed when it exists)")
@@ -77,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_every or args.log:
         from .evaluate import benchmark_callback
 
-        evaluate = benchmark_callback(args.eval_sets.split(","), config.scale, luma=trains_on_luma(config))
+        scored = _stored_config(args.checkpoint) if not args.fresh else None  # on resume the stored recipe wins
+        scored = scored or config
+        evaluate = benchmark_callback(args.eval_sets.split(","), scored.scale, luma=trains_on_luma(scored))
     stop_at = parse_deadline(args.stop_at) if args.stop_at else None
     # On resume the stored recipe wins; only these may change between sessions.
     overrides = {"threads": args.threads, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every}
