@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# backend="auto" measures torch against OpenVINO on this machine; the suite pins it to torch so that results do not
+# depend on the load (tests of the backends and of the automatic choice name them or lift the pin).
+os.environ.setdefault("ENHANCER_AUTO_BACKEND", "torch")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ENHANCER_SHARED_DIR", ROOT.parent / "shared"))

@@ -39,8 +39,9 @@ def _golden_cases() -> list[tuple[str, str, str]]:
 
 @pytest.fixture(autouse=True)
 def own_backend_cache(tmp_path, monkeypatch):
-    """A fresh export cache for each test, and no compiled graph carried over from another test."""
+    """A fresh export cache for each test, no compiled graph carried over from another test, and auto unpinned."""
     monkeypatch.setenv("ENHANCER_BACKEND_CACHE", str(tmp_path / "backends"))
+    monkeypatch.delenv("ENHANCER_AUTO_BACKEND", raising=False)
     compiled.forget_compiled()
     yield
     compiled.forget_compiled()
@@ -87,6 +88,7 @@ def test_the_cli_runs_each_backend_and_says_which_ran(tmp_path, backend):
     photo = tmp_path / "street.png"
     Image.fromarray((_real_photo()[:40, :56] * 255).astype(np.uint8)).save(photo)
     env = {**os.environ, "ENHANCER_BACKEND_CACHE": str(tmp_path / "cache")}
+    env.pop("ENHANCER_AUTO_BACKEND", None)
     run = subprocess.run(
         [sys.executable, "-m", "enhancer", "--model", "own-mobilesr-x4", "--backend", backend, "--json", str(photo)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
@@ -133,6 +135,13 @@ def test_auto_measures_once_per_network_and_remembers(monkeypatch):
     assert entry["backend"] == first and set(entry["ms"]) == {"torch", "openvino"}
     print(f"\nauto on this CPU for own-mobilesr-x4 fp32: {first} ({entry['ms']} ms at 96x96)")
     assert make_runner(model, CPU, "fp32", "auto").name == first and len(measured) == 2  # remembered
+
+
+def test_the_automatic_choice_can_be_pinned(monkeypatch):
+    model = load_model("own-mobilesr-x4", device="cpu")
+    monkeypatch.setenv("ENHANCER_AUTO_BACKEND", "onnxruntime")
+    assert make_runner(model, CPU, "fp32", "auto").name == "onnxruntime"
+    assert make_runner(model, CPU, "fp32", "torch").name == "torch"  # an explicit backend wins
 
 
 def test_a_network_from_outside_the_registry_stays_on_torch():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from typing import Any, Protocol
 
 import torch
@@ -22,6 +23,10 @@ from ..errors import DeviceError
 from ..options import BACKENDS
 
 log = logging.getLogger(__name__)
+
+# Pins what `auto` picks on the CPU (torch, openvino or onnxruntime) instead of measuring: for reproducible runs and
+# for the test suite, where a measured choice would make results depend on the machine's load.
+AUTO_ENV = "ENHANCER_AUTO_BACKEND"
 
 
 class Runner(Protocol):
@@ -64,8 +69,11 @@ def make_runner(model: Any, device: torch.device, precision: str, backend: str =
             raise DeviceError(f"device {accelerator} runs through the {wanted} backend, not {name}")
         name = wanted
     elif name == "auto":
+        pinned = os.environ.get(AUTO_ENV, "").strip().lower()
         if device.type != "cpu" or compile:
             name = "torch"
+        elif pinned in BACKENDS and pinned != "auto":
+            name = check(pinned)
         else:
             from .choice import fastest_cpu_backend
 
