@@ -19,6 +19,17 @@ DATA = SHARED / "data"
 MOBILESR_WEIGHTS = SHARED / "weights" / "mobilesr_x4.pth"
 
 
+def require_bf16() -> None:
+    """Skip the rest of a test where bf16 inference does not run on this CPU, saying why (the engine then runs fp32;
+    tests/test_devices.py and the CLI test check that fallback). E.g. an AVX2-only CPU, or torch's kernels held below
+    AVX512 on an AMX CPU, where its bf16 attention fails."""
+    from enhancer.devices import cpu_capabilities
+
+    caps = cpu_capabilities()
+    if not caps.bf16_runs:
+        pytest.skip(f"bf16 does not run here ({caps.bf16_why_not}); the engine uses fp32 instead")
+
+
 def need_shared(path: Path) -> Path:
     """Return `path`, or skip the test when ../shared (or that file in it) is not there."""
     if not path.exists():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.mobilesr_baseline import MobileSRBaseline
+from conftest import require_bf16
 from enhancer.archs.mobilesr import fast_cpu as mobilesr_fast
 from enhancer.archs.mobilesr import MobileSR, MobileSRFastCPU
 from enhancer.archs.mobilesr import SPEC as MOBILESR_SPEC
@@ -135,6 +136,7 @@ def test_mobilesr_under_bf16_autocast_is_as_accurate_as_the_plain_network():
     x = torch.rand(1, 3, 24, 24)
     with torch.inference_mode():
         reference = plain(x)
+        require_bf16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             mixed = _fast(net)(x)
             plain_mixed = plain(x)
@@ -176,6 +178,7 @@ def test_mobilesr_runs_natively_in_bf16_under_cpu_autocast_and_as_a_bf16_network
     native = cpu_capabilities().bf16_runs
     with torch.inference_mode():
         reference = fast(x)
+        require_bf16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert (mobilesr_fast.inference_dtype(x) == torch.bfloat16) == native, _cpu_bf16_path()
             mixed = fast(x)
@@ -251,6 +254,7 @@ def test_restormer_trains_and_autocasts():
     net.eval()
     with torch.inference_mode():
         reference = net(x.detach())
+        require_bf16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             mixed = net(x.detach())
             fast_mixed = _fast(net)(x.detach())
@@ -344,6 +348,7 @@ def test_mobilesr_fast_module_matches_the_plain_network(scale, ratios, shape):
     with torch.inference_mode():
         plain = net(x)
         got = fast(x)
+        require_bf16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             plain_bf16 = net(x)
             got_bf16 = fast(x)
@@ -374,6 +379,7 @@ def test_restormer_fast_module_matches_the_plain_network(kwargs, shape):
     with torch.inference_mode():
         plain = net(x)
         got = fast(x)
+        require_bf16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             plain_bf16 = net(x)
             got_bf16 = fast(x)

@@ -17,7 +17,7 @@ import torch
 from enhancer import load_model
 from enhancer.archs.swinir.detect import IGNORED_SUFFIXES as SWINIR_BUFFERS
 
-from conftest import GOLDEN
+from conftest import GOLDEN, require_bf16
 
 TOLERANCE = 1e-4
 
@@ -185,6 +185,7 @@ def test_swinir_cpu_inference_module_matches_the_plain_network(upsampler, upscal
     x = torch.rand(shape)
     with torch.inference_mode():
         plain, got = net(x), fast(x)
+        require_bf16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             plain_bf16, got_bf16 = net(x), fast(x)
     assert got.shape == (shape[0], 3, shape[2] * upscale, shape[3] * upscale)
