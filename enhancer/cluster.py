@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .atomic import TEMP_PREFIX  # one recognisable prefix for every temporary file of the app
 from .errors import Cancelled, EnhancerError
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the --cluster option needs Ray: pip install 'photo-enhancer[cluster]' (or: pip install ray)"
-TEMP_PREFIX = ".enhancer-"
 DEFAULT_RETRIES = 2  # attempts after the first, per photo, when its worker dies
 
 
