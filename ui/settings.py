@@ -5,12 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QStandardPaths
 
 from enhancer.options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS
 from enhancer.paths import config_dir
 
 MAX_RECENT_FILES = 10
+# What the app keeps of a photo's metadata (the engine's Job.strip_metadata vocabulary), with the words a user reads.
+STRIP_METADATA_CHOICES = (
+    ("none", "Keep all"),
+    ("location", "Remove location (default)"),
+    ("all", "Remove all metadata"),
+)
+# "system" follows the desktop's colour scheme; ENHANCER_THEME overrides the setting (tests, screenshots).
+THEMES = ("system", "light", "dark")
+
+
+def default_paste_folder() -> str:
+    """Pasted images are saved here (so that "next to the original" still means a place the user knows)."""
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return pictures or str(Path.home() / "Pictures")
+
+
+def output_formats() -> tuple[str, ...]:
+    """The formats the settings offer: what this install can write (the engine knows), "same" first."""
+    try:
+        from enhancer.options import available_output_formats
+    except ImportError:  # an engine without the probe: the fixed list
+        return OUTPUT_FORMATS
+    return tuple(available_output_formats())
 
 
 def settings_path() -> Path:
@@ -32,6 +55,13 @@ class Settings:
     model_id: str = ""
     compare_mode: str = "slider"
     recent_files: list[str] = field(default_factory=list)
+    output_size: str = "model"  # enhancer.sizing.OutputSize.to_text(): "model", or e.g. "x2", "w3840", "fit1920x1080"
+    paste_folder: str = field(default_factory=default_paste_folder)
+    strip_metadata: str = "location"  # none | location | all
+    theme: str = "system"  # system | light | dark
+    window_geometry: str = ""  # QWidget.saveGeometry(), base64
+    window_state: str = ""  # QMainWindow.saveState() (toolbars), base64
+    splitter_state: str = ""  # QSplitter.saveState(), base64
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -70,13 +100,32 @@ class Settings:
             self.precision = "auto"
         if self.backend not in BACKENDS:
             self.backend = "auto"
-        if self.output_format not in OUTPUT_FORMATS:
+        if self.output_format not in output_formats():
             self.output_format = "same"
+        if self.strip_metadata not in (key for key, _ in STRIP_METADATA_CHOICES):
+            self.strip_metadata = "location"
+        if self.theme not in THEMES:
+            self.theme = "system"
+        if not self.paste_folder.strip():
+            self.paste_folder = default_paste_folder()
+        self.output_size = _valid_output_size(self.output_size)
         if not (str(self.tile) == "auto" or str(self.tile).isdigit()):
             self.tile = "auto"
         self.quality = min(100, max(1, int(self.quality)))
         if self.compare_mode not in ("slider", "side"):
             self.compare_mode = "slider"
+
+
+def _valid_output_size(text: str) -> str:
+    """The saved output size when the engine can read it, else "model" (the network's own scale)."""
+    try:
+        from enhancer.sizing import OutputSize
+    except ImportError:
+        return text or "model"
+    try:
+        return OutputSize.from_text(text).to_text()
+    except (ValueError, AttributeError):
+        return "model"
 
 
 def _coerce(raw, default):
