@@ -487,6 +487,45 @@ class Rendered:
                 path = free_output_name(item, self.wanted, taken)
 
 
+def run_chain(
+    job: Job,
+    pixels: Any,
+    models: list[Any],
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelFlag | None = None,
+    enhance: Callable[..., Any] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Any:
+    """Run the loaded chain `models` over float32 H×W×C `pixels` with the job's tile, precision, device and backend
+    settings, and return the result (enlarged by the product of the scales, nothing else applied). The full run and
+    the region preview (`enhancer.preview`) share it. `progress(done, total)` counts tiles over the whole chain;
+    `report(backend)` is called once per model with what ran it."""
+    if enhance is None:
+        from . import enhance
+    from .devices import accelerator_for
+
+    accelerator = accelerator_for(job.device)
+    done_before = 0
+    total_tiles: list[int] = [0] * len(models)
+    for step, model in enumerate(models):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+
+        def on_tiles(done: int, total: int, step: int = step, base: int = done_before) -> None:
+            total_tiles[step] = total
+            # Later models' tile counts are unknown yet: count each as this one's until they report.
+            grand = sum(total_tiles[: step + 1]) + total * (len(models) - step - 1)
+            if progress is not None:
+                progress(base + done, grand)
+
+        pixels = enhance(
+            pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=on_tiles, cancel=cancel,
+            threads=job.threads, compile=job.compile, backend=job.backend, accelerator=accelerator, report=report,
+        )
+        done_before += total_tiles[step]
+    return pixels
+
+
 def render_file(
     job: Job,
     item: InputFile,
@@ -516,29 +555,11 @@ def render_file(
         return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
     notes = list(photo.notes)
 
-    from .devices import accelerator_for
-
-    pixels = photo.pixels
-    accelerator = accelerator_for(job.device)
     backends_used: list[str] = []
-    done_before = 0
-    total_tiles: list[int] = [0] * len(models)
-    for step, model in enumerate(models):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-
-        def progress(done: int, total: int, step: int = step, base: int = done_before) -> None:
-            total_tiles[step] = total
-            # Later models' tile counts are unknown yet: count each as this one's until they report.
-            grand = sum(total_tiles[: step + 1]) + total * (len(models) - step - 1)
-            emit(TileProgress(index, base + done, grand))
-
-        pixels = enhance(
-            pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=progress, cancel=cancel,
-            threads=job.threads, compile=job.compile, backend=job.backend, accelerator=accelerator,
-            report=backends_used.append,
-        )
-        done_before += total_tiles[step]
+    pixels = run_chain(
+        job, photo.pixels, models, lambda done, total: emit(TileProgress(index, done, total)), cancel, enhance,
+        report=backends_used.append,
+    )
 
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
