@@ -25,6 +25,11 @@ from .checkpoints import CHECKPOINT_SUFFIXES
 from .errors import ModelError
 
 TASKS = ("sr", "denoise", "jpeg", "deblur", "derain", "defocus")
+# What input a model is made for: "real-photo" (camera, phone and web photos: blur, noise, JPEG, unknown downscaling),
+# "clean" (clean, bicubic-downscaled images), or the one flaw a restoration model removes.
+INPUT_KINDS = ("real-photo", "clean", "noisy", "jpeg", "blurred", "rainy")
+_INPUT_BY_TASK = {"sr": "clean", "denoise": "noisy", "jpeg": "jpeg", "deblur": "blurred", "defocus": "blurred",
+                  "derain": "rainy"}
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 _FILENAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
@@ -53,6 +58,7 @@ class CatalogEntry:
     bundled: str | None = None  # file name in the app's models/ folder, for the bundled default
     description: str | None = None
     imported: bool = False  # True for a model the user imported with `--import`
+    expects: str = "clean"  # one of INPUT_KINDS
 
     @property
     def is_bundled(self) -> bool:
@@ -102,6 +108,7 @@ def entry_from_mapping(
     known = {
         "id", "name", "task", "scale", "arch", "config", "license", "license_url", "license_notice",
         "requires_license_acceptance", "url", "filename", "size", "sha256", "default", "bundled", "description",
+        "expects",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -142,6 +149,10 @@ def entry_from_mapping(
         if not SHA256_PATTERN.match(sha256):
             raise fail(f"sha256 {raw.get('sha256')!r} is not 64 hexadecimal digits")
 
+    expects = raw.get("expects", _INPUT_BY_TASK[raw["task"]])
+    if expects not in INPUT_KINDS:
+        raise fail(f"expects {expects!r} is not one of {', '.join(INPUT_KINDS)}")
+
     license_name = str(raw.get("license", "unknown"))
     license_info = licenses.get(license_name, {}) if isinstance(licenses, Mapping) else {}
     return CatalogEntry(
@@ -163,6 +174,7 @@ def entry_from_mapping(
         bundled=bundled,
         description=raw.get("description"),
         imported=imported,
+        expects=expects,
     )
 
 

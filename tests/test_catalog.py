@@ -169,6 +169,16 @@ def test_bad_catalog_files_are_refused(tmp_path):
         catalog.read_catalog_file(write(entry + entry))
     with pytest.raises(ModelError, match="not valid TOML"):
         catalog.read_catalog_file(write("[[model]\n"))
+    with pytest.raises(ModelError, match="expects 'paintings' is not one of"):
+        catalog.read_catalog_file(write(f'[[model]]\n{good}url = "https://e.org/x.pth"\nexpects = "paintings"\n'))
+
+
+def test_each_entry_says_which_input_it_expects():
+    entries = {entry.id: entry for entry in catalog.read_catalog_file(catalog.catalog_path())}
+    assert all(entry.expects in catalog.INPUT_KINDS for entry in entries.values())
+    assert entries["swinir-real-m-x4-psnr"].expects == "real-photo"
+    assert entries["swinir-classical-div2k-x4"].expects == "clean"  # sr without a word: clean bicubic inputs
+    assert entries["restormer-derain"].expects == "rainy" and entries["swinir-jpeg-color-q10"].expects == "jpeg"
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import DATA, need_shared
 from enhancer.training.data import augment, prepare_cache, sample_hr_patches
-from enhancer.training.degradations import bicubic_hr_size, bicubic_pairs, jpeg_roundtrip, real_photo_pairs
+from enhancer.training.degradations import (REAL_PHOTO, RealPhotoRecipe, add_noise, bicubic_hr_size, bicubic_pairs, degrade,
+                                           gaussian_kernel, jpeg_roundtrip, real_hr_size, real_photo_pairs)
 from enhancer.training.imresize import imresize
 from enhancer.training.train import TrainConfig, learning_rate_at, load_checkpoint, run
 
@@ -85,14 +86,78 @@ def test_bicubic_pairs_equal_the_lr_of_the_whole_image(image_folder):
 
 def test_real_photo_degradation_blurs_adds_noise_and_compresses(image_folder):
     cache = prepare_cache([image_folder], image_folder.parent / "cache")
-    hr = sample_hr_patches(cache, 3, bicubic_hr_size(16, 2), torch.Generator().manual_seed(0))
+    hr = sample_hr_patches(cache, 3, real_hr_size(16, 2), torch.Generator().manual_seed(0))
     lr, hr_patch = real_photo_pairs(hr, 2, torch.Generator().manual_seed(1))
-    clean, _ = bicubic_pairs(hr, 2)
-    assert lr.shape == clean.shape == (3, 3, 16, 16) and hr_patch.shape == (3, 3, 32, 32)
+    assert lr.shape == (3, 3, 16, 16) and hr_patch.shape == (3, 3, 32, 32)
+    m = (hr.shape[-1] - 32) // 2
+    clean = torch.nn.functional.interpolate(hr[..., m:-m, m:-m] / 255, scale_factor=0.5, mode="area")
     assert 0 <= lr.min() and lr.max() <= 1
-    assert (lr - clean).abs().mean() > 1 / 255  # visibly degraded compared with clean bicubic
+    assert torch.equal(lr, (lr * 255).round() / 255)  # 8-bit levels, like a decoded photo
+    assert (lr - clean).abs().mean() > 1 / 255  # visibly degraded compared with a clean downscale
+    again, _ = real_photo_pairs(hr, 2, torch.Generator().manual_seed(1))
+    assert torch.equal(lr, again)  # the batch's generator decides everything: a resumed run sees the same pairs
     flat = torch.full((3, 16, 16), 128.0)
     assert torch.allclose(jpeg_roundtrip(flat, 90), flat, atol=1)
+
+
+def test_anisotropic_blur_kernel_is_normalised_and_stretched_along_its_angle():
+    kernel = gaussian_kernel(3.0, 0.8, 0.0, radius=8)
+    assert kernel.sum().item() == pytest.approx(1.0, abs=1e-5)
+    along_x, along_y = kernel[8, :], kernel[:, 8]
+    assert along_x[4] > 10 * along_y[4]  # wide along x (theta 0), narrow along y
+    turned = gaussian_kernel(3.0, 0.8, math.pi / 2, radius=8)
+    assert torch.allclose(turned, kernel.T, atol=1e-6)
+
+
+def test_poisson_noise_grows_with_brightness_and_gray_noise_is_the_same_in_every_channel():
+    class Draw:  # the recipe's random choices fixed: Poisson, then gray
+        def __init__(self, poisson: bool, gray: bool) -> None:
+            self.generator = torch.Generator().manual_seed(3)
+            self.answers = [gray, poisson]
+
+        def chance(self, probability: float) -> bool:
+            return self.answers.pop(0)
+
+        def uniform(self, low: float, high: float) -> float:
+            return low
+
+    dark, bright = torch.full((3, 64, 64), 10.0), torch.full((3, 64, 64), 200.0)
+    noisy_dark = add_noise(dark, Draw(poisson=True, gray=False), (1, 1), (1, 1), REAL_PHOTO)
+    noisy_bright = add_noise(bright, Draw(poisson=True, gray=False), (1, 1), (1, 1), REAL_PHOTO)
+    assert (noisy_bright - bright).std() > 3 * (noisy_dark - dark).std()  # shot noise: std ~ sqrt(level)
+    gray = add_noise(bright, Draw(poisson=False, gray=True), (5, 5), (1, 1), REAL_PHOTO)
+    assert torch.equal(gray[0] - bright[0], gray[2] - bright[2]) and (gray - bright).std() > 3
+
+
+def test_degrade_gives_the_lr_size_with_one_or_two_passes():
+    hr = torch.from_numpy(_smooth_image(np.random.default_rng(1), 96, 64)).permute(2, 0, 1).float()
+    for passes_probability in (0.0, 1.0):
+        recipe = RealPhotoRecipe(second_pass_probability=passes_probability)
+        for seed in range(4):
+            lr = degrade(hr, 4, torch.Generator().manual_seed(seed), recipe)
+            assert lr.shape == (3, 24, 16) and 0 <= lr.min() and lr.max() <= 255
+    one = degrade(hr, 4, torch.Generator().manual_seed(0), RealPhotoRecipe(second_pass_probability=0.0))
+    two = degrade(hr, 4, torch.Generator().manual_seed(0), RealPhotoRecipe(second_pass_probability=1.0))
+    assert not torch.equal(one, two)
+
+
+def test_real_photo_evaluation_set_is_the_same_every_time_and_scores_models(image_folder, tmp_path, capsys):
+    from enhancer.training.evaluate import main as evaluate_main
+    from enhancer.training.evaluate import real_photo_set
+
+    sources = tmp_path / "sources"
+    (sources / "Mini").mkdir(parents=True)
+    for path in image_folder.glob("*.png"):
+        (sources / "Mini" / path.name).write_bytes(path.read_bytes())
+    first, second = real_photo_set("Mini", 4, sources), real_photo_set("Mini", 4, sources)
+    assert len(first) == 3 and all(np.array_equal(a[1], b[1]) for a, b in zip(first, second))
+    assert all(lr.shape[0] * 4 == hr.shape[0] and lr.shape[1] * 4 == hr.shape[1] for hr, lr in first)
+    checkpoint = tmp_path / "tiny.pt"
+    run(_config(image_folder, 2), checkpoint, resume=False, progress=False)
+    assert evaluate_main([str(checkpoint), "--real", "--sets", "Mini", "--real-sources", str(sources), "--bicubic",
+                          "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "real-photo sets" in out and "| bicubic |" in out and "| tiny.pt |" in out
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():

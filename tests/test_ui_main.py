@@ -184,7 +184,7 @@ def test_picker_groups_by_task_and_shows_installed_state(qtbot, window, mobilesr
     model = window.model_combo.model()
     rows = [model.item(r) for r in range(model.rowCount())]
     headers = [r.text() for r in rows if not r.data(Qt.ItemDataRole.UserRole + 1)]
-    assert headers[:3] == ["Upscale x2", "Upscale x3", "Upscale x4"]
+    assert headers[:4] == ["Photo (real-world)", "Clean image x2", "Clean image x3", "Clean image x4"]
     assert {"Denoise", "Deblur", "Fix JPEG", "Derain"} <= set(headers)
     window.refresh_models(select=mobilesr_id)
     assert window.selected_model_id() == mobilesr_id

@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .train import DEFAULT_TRAIN_FOLDERS, TrainConfig, run, trains_on_luma, with_scale
+from .train import DEFAULT_TRAIN_FOLDERS, SCALE_ARGUMENTS, TrainConfig, run, trains_on_luma, with_scale
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "train"
 
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-sets", default="Set5", help="comma-separated benchmark sets for the in-run evaluation")
     parser.add_argument("--stop-at", default=None,
                         help="deadline, 'HH:MM' UTC or seconds: stop then, and aim the cosine schedule to end there")
+    parser.add_argument("--init-from", default=None,
+                        help="a fresh run starts from the same-named, same-shaped weights of this model file")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -81,11 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                          learning_rate=args.learning_rate, warmup=args.warmup,
                          min_learning_rate=args.min_learning_rate, weight_decay=args.weight_decay, loss=args.loss,
                          ema_decay=args.ema_decay, seed=args.seed, bf16=args.bf16 and not args.no_bf16, threads=args.threads,
-                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
+                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                         init_from=args.init_from)
     if net is not None:
         config.net = net
     elif args.arch != TrainConfig.arch:
         config.net = {}  # the network's own defaults, apart from the scale
+    else:  # the default MobileSR, at the asked scale
+        config.net = {k: v for k, v in config.net.items() if k not in SCALE_ARGUMENTS}
     config.net = with_scale(config.arch, config.net, args.scale)
     evaluate = None
     if args.eval_every or args.log:

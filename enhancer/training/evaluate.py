@@ -1,7 +1,10 @@
 """Benchmark evaluation with the standard SR protocol: uint8 output, Y channel (BT.601), border cropped by the scale.
 
-`python -m enhancer.training.evaluate MODEL [--sets Set5,Set14,BSD100] [--scale 4]` prints a table. MODEL is a
-safetensors/pth file, a catalog id, or a training checkpoint (its EMA weights are used).
+`python -m enhancer.training.evaluate MODEL [MODEL ...] [--sets Set5,Set14,BSD100] [--scale 4]` prints a table. MODEL
+is a safetensors/pth file, a catalog id, or a training checkpoint (its EMA weights are used).
+
+`--real` scores on the real-photo sets instead: Kodak24 and McMaster (test sets, never trained on) degraded by the
+project's real-photo recipe (`degradations.degrade`) with a fixed seed, so every run and every model sees the same LR.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from ..metrics import psnr_y
 from .imresize import modcrop
 
 DEFAULT_BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
+DEFAULT_REAL_SOURCES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "denoise"
 STANDARD_SETS = ("Set5", "Set14", "BSD100")
+REAL_SETS = ("Kodak24", "McMaster")
+REAL_SEED = 20261202
 
 
 def benchmark_pairs(root: Path, name: str, scale: int) -> list[tuple[Path, Path]]:
@@ -80,6 +86,43 @@ def evaluate_set(net: nn.Module, root: Path, name: str, scale: int, luma: bool =
     return float(np.mean(scores))
 
 
+def real_photo_set(name: str, scale: int, root: Path = DEFAULT_REAL_SOURCES, seed: int = REAL_SEED
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(HR, LR) uint8 pairs: each HR image of `root/name` cropped to a multiple of `scale`, and its LR made by the
+    real-photo recipe with a generator seeded from (seed, scale, index): the same LR in every run."""
+    from .degradations import degrade
+
+    folder = root / name
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".tif", ".tiff", ".bmp", ".jpg"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: real-photo source set not found (no images)")
+    pairs = []
+    for index, path in enumerate(files):
+        hr = modcrop(_rgb(path), scale)
+        generator = torch.Generator().manual_seed(seed * 1000 + scale * 100 + index)
+        levels = torch.from_numpy(np.array(hr)).permute(2, 0, 1).float()
+        lr = degrade(levels, scale, generator).to(torch.uint8).permute(1, 2, 0).numpy()
+        pairs.append((hr, lr))
+    return pairs
+
+
+def evaluate_pairs(net: nn.Module, pairs: Sequence[tuple[np.ndarray, np.ndarray]], scale: int,
+                   luma: bool = False) -> float:
+    """Mean Y-PSNR of `net` over in-memory (HR, LR) uint8 pairs."""
+    was_training = net.training
+    net.eval()
+    scores = [psnr_y(super_resolve(net, lr, luma), hr, crop=scale) for hr, lr in pairs]
+    net.train(was_training)
+    return float(np.mean(scores))
+
+
+def bicubic_pairs_score(pairs: Sequence[tuple[np.ndarray, np.ndarray]], scale: int) -> float:
+    """The bicubic baseline (MATLAB bicubic upscaling of each LR) on in-memory pairs."""
+    from .imresize import imresize_uint8
+
+    return float(np.mean([psnr_y(imresize_uint8(lr, scale), hr, crop=scale) for hr, lr in pairs]))
+
+
 def bicubic_set(root: Path, name: str, scale: int) -> float:
     """The bicubic baseline (MATLAB bicubic upscaling of the LR files) for the same protocol."""
     from .imresize import imresize_uint8
@@ -124,24 +167,40 @@ def format_table(rows: dict[str, dict[str, float]], sets: Sequence[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m enhancer.training.evaluate", description=__doc__)
-    parser.add_argument("model", help="model file, catalog id, or training checkpoint")
-    parser.add_argument("--sets", default=",".join(STANDARD_SETS))
-    parser.add_argument("--scale", type=int, default=None, help="default: the model's scale")
+    parser = argparse.ArgumentParser(prog="python -m enhancer.training.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="model files, catalog ids or training checkpoints")
+    parser.add_argument("--sets", default=None, help=f"default: {','.join(STANDARD_SETS)} ({','.join(REAL_SETS)} "
+                                                     "with --real)")
+    parser.add_argument("--scale", type=int, default=None, help="default: the first model's scale")
+    parser.add_argument("--real", action="store_true", help="score on the real-photo sets (Kodak24, McMaster degraded)")
     parser.add_argument("--benchmarks", default=str(DEFAULT_BENCHMARKS))
+    parser.add_argument("--real-sources", default=str(DEFAULT_REAL_SOURCES))
     parser.add_argument("--bicubic", action="store_true", help="also print the bicubic baseline")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    net, scale, luma = load_for_eval(args.model)
-    scale = args.scale or scale
-    sets = [s for s in args.sets.split(",") if s]
-    root = Path(args.benchmarks)
-    rows = {}
-    if args.bicubic:
-        rows["bicubic"] = {s: bicubic_set(root, s, scale) for s in sets}
-    rows[Path(args.model).name] = {s: evaluate_set(net, root, s, scale, luma) for s in sets}
-    print(f"Y-PSNR (dB), x{scale}, BT.601, border {scale} cropped, uint8")
+    loaded = [(source, *load_for_eval(source)) for source in args.models]
+    scale = args.scale or loaded[0][2]
+    for source, _, model_scale, _ in loaded:
+        if model_scale != scale:
+            raise SystemExit(f"{source}: an x{model_scale} model cannot be scored at x{scale}")
+    sets = [s for s in (args.sets or ",".join(REAL_SETS if args.real else STANDARD_SETS)).split(",") if s]
+    rows: dict[str, dict[str, float]] = {}
+    if args.real:
+        data = {name: real_photo_set(name, scale, Path(args.real_sources)) for name in sets}
+        if args.bicubic:
+            rows["bicubic"] = {name: bicubic_pairs_score(pairs, scale) for name, pairs in data.items()}
+        for source, net, _, luma in loaded:
+            rows[Path(source).name] = {name: evaluate_pairs(net, pairs, scale, luma) for name, pairs in data.items()}
+        print(f"Y-PSNR (dB), x{scale}, real-photo sets (seed {REAL_SEED}), BT.601, border {scale} cropped, uint8")
+    else:
+        root = Path(args.benchmarks)
+        if args.bicubic:
+            rows["bicubic"] = {s: bicubic_set(root, s, scale) for s in sets}
+        for source, net, _, luma in loaded:
+            rows[Path(source).name] = {s: evaluate_set(net, root, s, scale, luma) for s in sets}
+        print(f"Y-PSNR (dB), x{scale}, BT.601, border {scale} cropped, uint8")
     print(format_table(rows, sets))
     return 0
 

@@ -25,7 +25,7 @@ from ..archs import get_spec
 from ..checkpoints import build_network
 from ..devices import cpu_has_fast_bf16
 from .data import ImageCache, prepare_cache, sample_hr_patches
-from .degradations import bicubic_hr_size, make_pairs, to_luma
+from .degradations import hr_patch_size, make_pairs, to_luma
 
 DEFAULT_TRAIN_FOLDERS = ("BSD200", "T91")
 
@@ -57,6 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     eval_every: int = 1000
     log_every: int = 50
+    init_from: str | None = None  # a model file whose same-shaped weights start a fresh run (e.g. our clean model)
 
 
 # The constructor argument that holds the scale, in the networks' own spelling (MobileSR, ESPCN, SwinIR).
@@ -155,6 +156,25 @@ def build_state(config: TrainConfig, device: str | torch.device = "cpu") -> Trai
     return TrainState(config=config, net=net, ema=ema, optimizer=optimizer)
 
 
+def initialise_from(net: nn.Module, source: str | os.PathLike) -> tuple[int, int]:
+    """Copy every weight of a model file (safetensors/pth or a training checkpoint's EMA) whose name and shape match
+    into `net`; the rest keeps its fresh initialisation. Returns (copied, total) tensor counts."""
+    from ..checkpoints import read_state_dict
+
+    source = Path(source)
+    if source.suffix in (".pt", ".pth"):
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+        weights = payload["ema"] if isinstance(payload, dict) and "ema" in payload else read_state_dict(source)
+    else:
+        weights = read_state_dict(source)
+    own = net.state_dict()
+    matching = {k: v for k, v in weights.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not matching:
+        raise ValueError(f"{source}: no weight matches the network being trained (is it the same architecture?)")
+    net.load_state_dict(matching, strict=False)
+    return len(matching), len(own)
+
+
 def save_checkpoint(state: TrainState, path: str | os.PathLike) -> None:
     """Write the resume state atomically (tensors and plain values only, so `weights_only` loading works)."""
     path = Path(path)
@@ -206,7 +226,8 @@ def batch_generator(seed: int, step: int) -> torch.Generator:
 def train_step(state: TrainState, cache: ImageCache, loss_fn: Callable, use_bf16: bool) -> float:
     config = state.config
     generator = batch_generator(config.seed, state.step)
-    hr_levels = sample_hr_patches(cache, config.batch, bicubic_hr_size(config.lr_patch, config.scale), generator)
+    hr_levels = sample_hr_patches(cache, config.batch, hr_patch_size(config.degradation, config.lr_patch, config.scale),
+                                  generator)
     lr, hr = make_pairs(config.degradation, hr_levels, config.scale, generator)
     if trains_on_luma(config):
         lr, hr = to_luma(lr), to_luma(hr)  # from the uint8-rounded LR RGB, as the app converts a photo
@@ -241,13 +262,17 @@ def run(config: TrainConfig, checkpoint: str | os.PathLike, *, resume: bool = Tr
         state = load_checkpoint(checkpoint, overrides, device)
     else:
         state = build_state(config, device)
+        if config.init_from:
+            copied, total = initialise_from(state.net, config.init_from)
+            state.ema.net.load_state_dict(state.net.state_dict())
+            print(f"started from {config.init_from}: {copied} of {total} tensors", flush=True)
     config = state.config
     torch.set_num_threads(max(1, int(config.threads)))
     device = torch.device(device)
     # On the CPU, bf16 autocast can pay off only with native bf16 (AVX512-BF16 or AMX); even then it did not for
     # MobileSR with torch 2.13 (its depth-wise convolutions have no fast bf16 CPU kernel), so `bf16` is opt-in.
     use_bf16 = bool(config.bf16) and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
-    cache = prepare_cache(config.train_dirs, cache_dir, min_size=bicubic_hr_size(config.lr_patch, config.scale))
+    cache = prepare_cache(config.train_dirs, cache_dir, min_size=hr_patch_size(config.degradation, config.lr_patch, config.scale))
     loss_fn = loss_function(config.loss)
     log = open(log_path, "a", encoding="utf-8") if log_path else None
 
