@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import DATA, need_shared
+from enhancer.checkpoints import load_model
 from enhancer.training.data import augment, prepare_cache, sample_hr_patches
 from enhancer.training.degradations import (REAL_PHOTO, RealPhotoRecipe, add_noise, bicubic_hr_size, bicubic_pairs, degrade,
                                            gaussian_kernel, jpeg_roundtrip, real_hr_size, real_photo_pairs)
@@ -289,3 +290,21 @@ def test_command_line_trains_espcn_on_luma_and_exports_a_luma_model(image_folder
     export_checkpoint(checkpoint, tmp_path / "espcn.safetensors")
     model = load_model(tmp_path / "espcn.safetensors", device="cpu")
     assert (model.arch, model.scale, model.in_channels) == ("espcn", 2, 1) and runs_on_luma(model)
+
+
+def test_compare_crops_puts_bicubic_and_both_models_side_by_side_on_the_most_detailed_window(tmp_path):
+    from enhancer.training.compare_crops import LABEL_HEIGHT, compare, most_detailed_window
+
+    rgb = np.full((80, 96, 3), 128, dtype=np.uint8)
+    rgb[40:72, 8:40] = np.random.default_rng(0).integers(0, 255, (32, 32, 3))  # the only texture
+    assert most_detailed_window(rgb, 32) == (40, 8)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(photo)
+    model = load_model(str(ROOT / "models" / "own-mobilesr-x4.safetensors"), device="cpu")
+    sheet = compare(photo, [("clean", model), ("real", model)], 16, tmp_path / "out")
+    with Image.open(sheet) as image:
+        assert image.size == (3 * 64 + 2 * 4, 64 + LABEL_HEIGHT)
+        pixels = np.asarray(image.convert("RGB"))
+    # the two model tiles (same model) are identical; bicubic differs from them
+    first, second = pixels[LABEL_HEIGHT:, 68:132], pixels[LABEL_HEIGHT:, 136:200]
+    assert np.array_equal(first, second) and not np.array_equal(pixels[LABEL_HEIGHT:, :64], first)
