@@ -517,6 +517,91 @@ def _resolve_tile(tile: Any, auto: Callable[[], int], grid: int, image_hw: tuple
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# The tile plan of a run
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How `enhance` cuts one image for one network: the tiles along each axis and what feeds them. Also what the
+    time estimate (`enhancer.estimate`) counts and times, so both see the same tiles."""
+
+    model: Any
+    height: int
+    width: int
+    side: int  # blended span of a tile, input pixels
+    overlap: int
+    context: int
+    rows: list[AxisTile]
+    cols: list[AxisTile]
+    batch: int  # tiles per forward pass
+    compiled_side: int  # the side a compiled backend uses instead (an automatic tile is capped for those)
+    runner_shape: tuple[int, ...]  # 1×C×H×W network input of a compiled backend's tile, for its automatic choice
+
+    @property
+    def total(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def for_runner(self, runner: Any) -> "TilePlan":
+        """The plan as `runner` runs it: a compiled backend gets the capped side and at most two extents per axis,
+        one tile per pass (few shapes, so few compiled graphs); eager torch takes the plan as it is."""
+        if not runner.uniform_tiles:
+            return self
+        grid, scale = tile_grid(self.model), int(self.model.scale)
+        side, overlap, rows, cols = self.side, self.overlap, self.rows, self.cols
+        if self.compiled_side != side:
+            side, overlap = self.compiled_side, min(overlap, self.compiled_side // 2)
+            rows = plan_tiles(0, self.height, side, overlap, self.context, grid, scale)
+            cols = plan_tiles(0, self.width, side, overlap, self.context, grid, scale)
+        rows, cols = uniform_extents(rows, 0, self.height, grid), uniform_extents(cols, 0, self.width, grid)
+        return TilePlan(self.model, self.height, self.width, side, overlap, self.context, rows, cols, 1,
+                        self.compiled_side, self.runner_shape)
+
+    def extents(self) -> dict[tuple[int, int], int]:
+        """How many tiles have each input extent (height, width), context included, before any padding."""
+        counts: dict[tuple[int, int], int] = {}
+        for row in self.rows:
+            for col in self.cols:
+                key = (row.stop - row.start, col.stop - col.start)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def plan_run(
+    model, image_hw: tuple[int, int], channels: int, tile: int | str | None = "auto", overlap: int | None = None,
+    precision: str = "fp32", reserve: int = 0,
+) -> TilePlan:
+    """The tile plan of `enhance` for an image of `image_hw` whose network input has `channels` channels (1 for a
+    luma network), in the resolved `precision`; `reserve`: bytes of host memory the result will take. Call
+    `TilePlan.for_runner` once the runner is known."""
+    height, width = image_hw
+    device = torch.device(model.device)
+    grid = tile_grid(model)
+    scale = int(model.scale)
+    side = _resolve_tile(
+        tile, lambda: auto_tile_size(model, device, precision, (height, width), reserve=reserve), grid, (height, width)
+    )
+    overlap = default_overlap(model) if overlap is None else int(overlap)
+    if overlap < 0:
+        raise EnhancerError(f"overlap must be 0 or more, not {overlap}")
+    overlap = min(overlap, side // 2)
+    context = context_for(model)
+    rows = plan_tiles(0, height, side, overlap, context, grid, scale)
+    cols = plan_tiles(0, width, side, overlap, context, grid, scale)
+    batch = _batch_size(model, device, precision, side + 2 * context, channels)
+    pad = max(1, int(model.pad_multiple))
+    # A compiled graph runs the plain network, whose largest feature maps are at the output size: past a few hundred
+    # pixels they leave the caches (MobileSR x4 at 512 px through OpenVINO: 3x slower than at 256 px per pixel), so
+    # an automatic tile stays at COMPILED_TILE input pixels for those backends. The automatic choice compares the
+    # backends on that tile.
+    compiled_side = side
+    if tile == "auto" or tile is None:
+        compiled_side = max(grid, min(side, (COMPILED_TILE - 2 * context) // grid * grid))
+    compiled_extent = min(compiled_side + 2 * context, max(height, width))
+    runner_shape = (1, int(model.in_channels), *((-(-min(compiled_extent, n) // pad) * pad) for n in (height, width)))
+    return TilePlan(model, height, width, side, overlap, context, rows, cols, batch, compiled_side, runner_shape)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # The public entry point
 
 
@@ -579,43 +664,14 @@ def enhance(
             raise EnhancerError(f"out must be float32 of shape {out_shape}, not {out.dtype} {out.shape}")
         out[...] = 0
 
-    output_bytes = out.nbytes
-    side = _resolve_tile(
-        tile,
-        lambda: auto_tile_size(model, device, chosen, (height, width), reserve=output_bytes),
-        grid,
-        (height, width),
-    )
-    overlap = default_overlap(model) if overlap is None else int(overlap)
-    if overlap < 0:
-        raise EnhancerError(f"overlap must be 0 or more, not {overlap}")
-    overlap = min(overlap, side // 2)
-    context = context_for(model)
-    rows = plan_tiles(0, height, side, overlap, context, grid, scale)
-    cols = plan_tiles(0, width, side, overlap, context, grid, scale)
-    total = len(rows) * len(cols)
-    batch = _batch_size(model, device, chosen, side + 2 * context, net_input.shape[-1])
-    pad = max(1, int(model.pad_multiple))
-    # A compiled graph runs the plain network, whose largest feature maps are at the output size: past a few hundred
-    # pixels they leave the caches (MobileSR x4 at 512 px through OpenVINO: 3x slower than at 256 px per pixel), so
-    # an automatic tile stays at COMPILED_TILE input pixels for those backends. The automatic choice compares the
-    # backends on that tile.
-    compiled_side = side
-    if tile == "auto" or tile is None:
-        compiled_side = max(grid, min(side, (COMPILED_TILE - 2 * context) // grid * grid))
-    compiled_extent = min(compiled_side + 2 * context, max(height, width))
-    tile_shape = (1, in_channels, *((-(-min(compiled_extent, n) // pad) * pad) for n in (height, width)))
+    plan = plan_run(model, (height, width), net_input.shape[-1], tile, overlap, chosen, reserve=out.nbytes)
 
     done = 0
     with cpu_threads_for(device, threads):
-        runner = make_runner(model, device, chosen, backend, compile, accelerator, tile_shape)
-        if runner.uniform_tiles:  # few tile shapes, so few compiled graphs
-            if compiled_side != side:
-                side, overlap = compiled_side, min(overlap, compiled_side // 2)
-                rows = plan_tiles(0, height, side, overlap, context, grid, scale)
-                cols = plan_tiles(0, width, side, overlap, context, grid, scale)
-                total = len(rows) * len(cols)
-            rows, cols, batch = uniform_extents(rows, 0, height, grid), uniform_extents(cols, 0, width, grid), 1
+        runner = make_runner(model, device, chosen, backend, compile, accelerator, plan.runner_shape)
+        plan = plan.for_runner(runner)
+        side, overlap, context, rows, cols, total = plan.side, plan.overlap, plan.context, plan.rows, plan.cols, plan.total
+        batch = plan.batch
         if report is not None:
             report(runner.name)
         log.info(

@@ -1,0 +1,504 @@
+"""How long a job will take, before it runs: "about 6 min on the CPU".
+
+The estimate loads the chain as the run does (same device, precision, backend, tile size and overlap), plans the
+tiles with the run's own `tiling.plan_run`, times ONE real network pass of the tile shape the run uses most (after
+one warm-up pass of that shape, so first-call costs are not multiplied), and multiplies: every tile of every photo
+through every model of the chain (a later model sees the image the earlier ones enlarged). Tiles of other shapes
+(the edge remainders) are counted at the timed pass's cost per pixel. A per-photo cost for decoding, the colour
+merge of luma networks and encoding the output is added from the pixel count, at rates measured here on a small
+sample.
+
+Per-pass times are remembered for the process, per (model, device, backend, precision, threads, tile shape), so the
+estimate of a batch, or a second estimate of the same job, costs almost nothing.
+
+    estimate = estimate_job(job, cache=cache)      # reads only the image headers for their sizes
+    print(estimate.text)                           # "about 40 s on the CPU"
+
+First-shape cost: a compiled backend (OpenVINO, ONNX Runtime, torch.compile) prepares a graph the first time it sees
+a tile shape (seconds to minutes). That is not in the estimate: the warm-up pays it for the main shape, and the
+graphs are kept for the process, so the run that follows does not pay it again for that shape; the up to three edge
+shapes of a compiled run are still prepared during the run, once each.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .errors import Cancelled, EnhancerError
+
+if TYPE_CHECKING:
+    from .pipeline import Job, ModelCache
+
+# A warm-up pass of eager torch that took this long is used as the measurement itself: its first-call cost (weight
+# packing, allocator growth) is then small beside it, and a slow model is not run twice just to be timed.
+WARMUP_IS_ENOUGH_S = 2.0
+# Fast passes are timed a few times (median), so that timer and scheduling noise do not dominate.
+REPEAT_BELOW_S = 0.2
+MAX_REPEATS = 5
+# The side of the sample image that the per-photo costs (decode, colour merge, encode) are measured on.
+SAMPLE_SIDE = 256
+# A longer estimate than this on a CPU has `lighter_alternative` look for a lighter model of the same task.
+LONG_SECONDS = 60.0
+# A model counts as lighter when its estimate is at most this fraction of the job's.
+LIGHTER_FRACTION = 0.7
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The expected time of a job (or one photo of it) and where it would run."""
+
+    seconds: float
+    device: str  # for people: "the CPU", "an NVIDIA H200", "the Apple GPU"
+    tiles: int  # network tiles the whole run will compute, over every photo and every model of the chain
+
+    @property
+    def text(self) -> str:
+        """E.g. "about 40 s on the CPU", "about 1 h 10 min on an NVIDIA H200"."""
+        return f"{format_duration(self.seconds)} on {self.device}"
+
+
+def format_duration(seconds: float) -> str:
+    """A rough duration for people: "about 4 s", "about 40 s", "about 6 min", "about 1 h 10 min".
+
+    Rounded to what an estimate can say: whole seconds below 10 s, 5 s steps below a minute, whole minutes below an
+    hour, 5-minute steps above."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be a finite number of seconds >= 0, got {seconds!r}")
+    if seconds < 0.5:
+        return "under 1 s"
+    if seconds < 9.5:
+        return f"about {round(seconds)} s"
+    if seconds < 57.5:
+        return f"about {max(10, 5 * round(seconds / 5))} s"
+    minutes = seconds / 60
+    if minutes < 59.5:
+        return f"about {max(1, round(minutes))} min"
+    total = 5 * round(minutes / 5)
+    hours, rest = divmod(total, 60)
+    return f"about {hours} h" + (f" {rest} min" if rest else "")
+
+
+# ------------------------------------------------------------------------------------------------------ the API
+
+
+def estimate_job(job: "Job", cache: "ModelCache | None" = None, cancel: Any = None) -> Estimate:
+    """The time of the whole `job`: every input it would process (folders expanded as the run does), each sized from
+    its image header only. Inputs that cannot be read count nothing (the run reports them). Raises what `run_job`
+    raises before it touches a file (`ValueError`, `ModelError`, `DeviceError`) and `Cancelled`."""
+    from .pipeline import InputFile, collect_inputs, default_suffix, make_suffix
+
+    models = _load(job, cache)
+    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
+    total = Estimate(0.0, device_for_people(job.device, models), 0)
+    for item in collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix):
+        _check(cancel)
+        if not isinstance(item, InputFile):
+            continue
+        header = read_header(item.path)
+        if header is None:
+            continue
+        width, height, channels, source_format = header
+        one = _estimate(job, models, width, height, channels, source_format, cancel)
+        total = Estimate(total.seconds + one.seconds, total.device, total.tiles + one.tiles)
+    return total
+
+
+def estimate_photo(
+    job: "Job", width: int, height: int, cache: "ModelCache | None" = None, cancel: Any = None, *,
+    channels: int = 3, source_format: str = "JPEG",
+) -> Estimate:
+    """The time of one `width`×`height` photo (as shown, after its orientation) through `job`'s chain.
+    `channels`: 1 gray, 3 RGB, 4 with alpha; `source_format`: Pillow's name of the input's format (for the
+    output format of `format="same"`)."""
+    if int(width) <= 0 or int(height) <= 0:
+        raise ValueError(f"a photo size must be positive, got {width}×{height}")
+    models = _load(job, cache)
+    return _estimate(job, models, int(width), int(height), int(channels), source_format, cancel)
+
+
+def lighter_alternative(
+    job: "Job", cache: "ModelCache | None" = None, cancel: Any = None, long_seconds: float = LONG_SECONDS,
+) -> "tuple[str, Estimate] | None":
+    """When `job` would take longer than `long_seconds` on a CPU: an installed catalog model of the same task as the
+    slowest model of its chain (of the same scale when there is one) that makes the job clearly faster, as (model id,
+    the job's estimate with it in that place). The display name is `store.get_entry(model_id).name`.
+
+    Of the lighter models, the slowest one whose estimate is within `long_seconds` is chosen (the heaviest model that
+    is quick enough), else the fastest. None when the job is not long, runs on a GPU, or no installed model of that
+    task is lighter."""
+    from . import store
+
+    models = _load(job, cache)
+    headers = _headers(job, models)
+    if not headers:
+        return None
+    current = _estimate_many(job, models, headers, cancel)
+    if current.seconds <= long_seconds or any(torch.device(m.device).type != "cpu" for m in models):
+        return None
+    # The model of the chain that costs most is the one worth replacing.
+    costs = [_estimate_many(job, [m], _headers_at(headers, models[:k]), cancel).seconds for k, m in enumerate(models)]
+    slowest = max(range(len(models)), key=costs.__getitem__)
+    target = models[slowest]
+    task, scale = getattr(target, "task", None), int(target.scale)
+    if not task:
+        return None
+    current_ids = {str(getattr(m, "name", "")) for m in models}
+    candidates = []
+    for entry in store.load_catalog():
+        if entry.task != task or entry.id in current_ids or not store.is_installed(entry):
+            continue
+        candidates.append(entry)
+    same_scale = [e for e in candidates if int(e.scale) == scale]
+    if same_scale:
+        candidates = same_scale
+    elif scale != 1:
+        return None  # another scale would change the output size: not a like-for-like offer
+    lighter: list[tuple[float, str, Estimate]] = []
+    cache = cache if cache is not None else _shared_cache()
+    for entry in candidates:
+        _check(cancel)
+        try:
+            replacement = cache.get(entry.id, job.device)
+        except EnhancerError:
+            continue  # an installed file that does not load is the model manager's business, not an offer
+        chain = list(models)
+        chain[slowest] = replacement
+        estimate = _estimate_many(job, chain, headers, cancel)
+        if estimate.seconds <= current.seconds * LIGHTER_FRACTION:
+            lighter.append((estimate.seconds, entry.id, estimate))
+    if not lighter:
+        return None
+    quick_enough = [c for c in lighter if c[0] <= long_seconds]
+    seconds, model_id, estimate = max(quick_enough) if quick_enough else min(lighter)
+    return model_id, estimate
+
+
+def device_for_people(device: str | torch.device, models: list[Any] | None = None) -> str:
+    """Where the networks run, as a sentence says it: "the CPU", "an NVIDIA H200", "the Apple GPU"."""
+    from .devices import accelerator_for, resolve_device
+
+    accelerator = accelerator_for(device)
+    if accelerator == "dml":
+        return "the GPU (DirectML)"
+    if accelerator == "intel-gpu":
+        return "the Intel GPU"
+    resolved = torch.device(models[0].device) if models else resolve_device(device)
+    if resolved.type == "cuda":
+        try:
+            name = torch.cuda.get_device_name(resolved)
+        except (RuntimeError, AssertionError):
+            return "the GPU"
+        return f"{_article(name)} {name}"
+    if resolved.type == "mps":
+        return "the Apple GPU"
+    return "the CPU"
+
+
+def _article(name: str) -> str:
+    # Said as letters ("an NVIDIA", "an RTX") or starting with a vowel sound.
+    first = name.strip()[:1].upper()
+    return "an" if first in "AEIOUNRSFHLMX" and (first in "AEIOU" or name[:2].isupper()) else "a"
+
+
+def read_header(path: str | os.PathLike) -> tuple[int, int, int, str] | None:
+    """(width, height, channels, Pillow format) of an image file from its header, the sides as shown (EXIF
+    orientation applied); None when Pillow cannot open it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = _orientation(im)
+            channels = _channels(im)
+            source_format = im.format or "PNG"
+    except Exception:  # noqa: BLE001 - the run reports an unreadable file; an estimate just counts nothing for it
+        return None
+    if orientation in (5, 6, 7, 8):  # a quarter turn: the photo is shown with its sides swapped
+        width, height = height, width
+    return width, height, channels, source_format
+
+
+def _orientation(im) -> int:
+    from PIL import Image
+
+    raw = im.info.get("exif")
+    try:
+        # PNG keeps EXIF in a chunk: reading it through getexif() would decode the image, so only the header's.
+        exif = Image.Exif() if im.format == "PNG" else im.getexif()
+        if im.format == "PNG" and raw:
+            exif.load(raw)
+        return int(exif.get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: the run copes, the estimate assumes upright
+        return 1
+
+
+def _channels(im) -> int:
+    """The channels `read_photo` gives this image: 1 gray, 3 RGB, 4 with alpha (gray with alpha comes as RGBA)."""
+    mode = im.mode
+    alpha = "A" in mode or "a" in mode or "transparency" in im.info
+    gray = mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+    return 4 if alpha else (1 if gray else 3)
+
+
+# ------------------------------------------------------------------------------------------------------ the work
+
+
+_cache_lock = threading.Lock()
+_default_cache: "ModelCache | None" = None
+# (model key, device, backend, precision, threads, network input shape) -> seconds of one pass
+_pass_seconds: dict[tuple, float] = {}
+# (format, bit depth, channels) -> seconds per output pixel of clipping and encoding; "decode" -> per input pixel
+_pixel_seconds: dict[tuple, float] = {}
+
+
+def _shared_cache() -> "ModelCache":
+    global _default_cache
+    from .pipeline import ModelCache
+
+    with _cache_lock:
+        if _default_cache is None:
+            _default_cache = ModelCache()
+        return _default_cache
+
+
+def _load(job: "Job", cache: "ModelCache | None") -> list[Any]:
+    from .backends import check as check_backend
+    from .pipeline import load_chain
+
+    job.validate()
+    check_backend(job.backend)
+    return load_chain(job, cache if cache is not None else _shared_cache())
+
+
+def _check(cancel: Any) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled by the user")
+
+
+def _headers(job: "Job", models: list[Any]) -> list[tuple[int, int, int, str]]:
+    from .pipeline import InputFile, collect_inputs, default_suffix, make_suffix
+
+    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
+    found = []
+    for item in collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix):
+        if isinstance(item, InputFile):
+            header = read_header(item.path)
+            if header is not None:
+                found.append(header)
+    return found
+
+
+def _headers_at(headers: list[tuple[int, int, int, str]], before: list[Any]) -> list[tuple[int, int, int, str]]:
+    """The photo sizes as the model after `before` sees them."""
+    scale = math.prod(int(m.scale) for m in before)
+    return [(w * scale, h * scale, c, f) for w, h, c, f in headers]
+
+
+def _estimate_many(job: "Job", models: list[Any], headers, cancel: Any) -> Estimate:
+    seconds, tiles = 0.0, 0
+    for width, height, channels, source_format in headers:
+        one = _estimate(job, models, width, height, channels, source_format, cancel)
+        seconds, tiles = seconds + one.seconds, tiles + one.tiles
+    return Estimate(seconds, device_for_people(job.device, models), tiles)
+
+
+def _estimate(job: "Job", models: list[Any], width: int, height: int, channels: int, source_format: str,
+              cancel: Any) -> Estimate:
+    seconds, tiles = _io_seconds(job, models, width, height, channels, source_format), 0
+    for model in models:
+        _check(cancel)
+        model_seconds, model_tiles = _network_seconds(job, model, height, width, channels, cancel)
+        seconds += model_seconds
+        tiles += model_tiles
+        height, width = height * int(model.scale), width * int(model.scale)
+    return Estimate(seconds, device_for_people(job.device, models), tiles)
+
+
+def _network_seconds(job: "Job", model: Any, height: int, width: int, channels: int, cancel: Any) -> tuple[float, int]:
+    """Seconds and tiles of one model over one image, planned and run as `tiling.enhance` does."""
+    from .backends import make_runner
+    from .devices import accelerator_for, cpu_threads_for, resolve_precision
+    from .tiling import plan_run, runs_on_luma
+
+    device = torch.device(model.device)
+    precision = resolve_precision(job.precision, device, model.arch)
+    color_channels = 3 if channels == 4 else channels
+    luma = color_channels == 3 and int(model.in_channels) == 1 and runs_on_luma(model)
+    net_channels = 1 if luma else color_channels
+    scale = int(model.scale)
+    reserve = height * scale * width * scale * channels * 4  # the result array, as `enhance` reserves it
+    plan = plan_run(model, (height, width), net_channels, job.tile, job.overlap, precision, reserve=reserve)
+    with cpu_threads_for(device, job.threads) as threads:
+        runner = make_runner(model, device, precision, job.backend, job.compile, accelerator_for(job.device),
+                             plan.runner_shape)
+        plan = plan.for_runner(runner)
+        passes = _passes(plan)
+        # The shape most passes have (the interior tiles) is the one timed.
+        reference = max(passes, key=lambda shape: (passes[shape], shape[0] * shape[1]))
+        key = (_model_key(model), str(device), runner.name, runner.precision, threads, net_channels, plan.batch,
+               reference)
+        per_pass = _pass_seconds.get(key)
+        if per_pass is None:
+            _check(cancel)
+            per_pass = _time_pass(model, runner, device, plan, reference, net_channels)
+            _pass_seconds[key] = per_pass
+    pad = max(1, int(model.pad_multiple))
+    reference_area = _padded_area(reference, pad)
+    seconds = sum(count * per_pass * _padded_area(shape, pad) / reference_area for shape, count in passes.items())
+    return seconds, plan.total
+
+
+def _passes(plan: Any) -> dict[tuple[int, int], int]:
+    """Forward passes per tile extent: `enhance` batches the tiles of a row that have the same width."""
+    passes: dict[tuple[int, int], int] = {}
+    for row in plan.rows:
+        widths: dict[int, int] = {}
+        for col in plan.cols:
+            widths[col.stop - col.start] = widths.get(col.stop - col.start, 0) + 1
+        for width, count in widths.items():
+            key = (row.stop - row.start, width)
+            passes[key] = passes.get(key, 0) + math.ceil(count / plan.batch)
+    return passes
+
+
+def _padded_area(shape: tuple[int, int], pad: int) -> int:
+    return (-(-shape[0] // pad) * pad) * (-(-shape[1] // pad) * pad)
+
+
+def _model_key(model: Any) -> tuple:
+    return (str(getattr(model, "source", "")), str(getattr(model, "name", "")), model.arch, repr(model.config),
+            id(model.net))
+
+
+def _time_pass(model: Any, runner: Any, device: torch.device, plan: Any, shape: tuple[int, int], channels: int) -> float:
+    """Seconds of one forward pass of `plan.batch` tiles of `shape`, through the run's own tile code (`_Job`:
+    stacking, padding, the runner, the copy back) and the blend into the result."""
+    from .tiling import _accumulate, _Job
+
+    height, width = shape
+    generator = np.random.default_rng(0)
+    # Noise, not a flat colour: some kernels (denormals, attention) run at other speeds on constant input.
+    color = generator.random((height, width, channels), dtype=np.float32)
+    job = _Job(model, color, device, runner.precision, int(model.scale), 1, plan.overlap, plan.context, plan.batch,
+               out_channels=channels, runner=runner)
+    boxes = [(0, height, 0, width)] * plan.batch
+    row = next(r for r in plan.rows if r.stop - r.start == height)
+    col = next(c for c in plan.cols if c.stop - c.start == width)
+    scratch = np.zeros((row.weights.size, col.weights.size, channels), np.float32)
+
+    def one_pass() -> float:
+        start = time.perf_counter()
+        pieces = job.forward(boxes)
+        _synchronize(device)
+        for piece in pieces:
+            _accumulate(scratch, piece, row, col, int(model.scale), origin=(row.weight_start, col.weight_start))
+        return time.perf_counter() - start
+
+    warmup = one_pass()
+    if warmup >= WARMUP_IS_ENOUGH_S and not runner.uniform_tiles and not getattr(runner, "compile", False):
+        return warmup
+    times = [one_pass()]
+    while sum(times) < REPEAT_BELOW_S and len(times) < MAX_REPEATS:
+        times.append(one_pass())
+    return statistics.median(times)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+# ------------------------------------------------------------------------------------------------------ per photo
+
+
+def _io_seconds(job: "Job", models: list[Any], width: int, height: int, channels: int, source_format: str) -> float:
+    """Decoding, the colour merge of luma networks and clipping/encoding the output, from the pixel counts."""
+    from .imageio import Photo, output_format
+
+    scale = math.prod(int(m.scale) for m in models)
+    out_w, out_h = width * scale, height * scale
+    sample = Photo(np.zeros((1, 1, channels), np.float32), format=source_format)
+    try:
+        fmt = output_format(sample, job.format, (out_w, out_h))
+    except EnhancerError:
+        fmt = "PNG"
+    seconds = _rate(("encode", fmt, channels, job.quality)) * out_w * out_h
+    seconds += _rate(("decode", source_format, channels)) * width * height
+    w, h = width, height
+    for model in models:
+        if _is_luma(model, channels):
+            seconds += _rate(("luma", int(model.scale))) * w * h * int(model.scale) ** 2
+        w, h = w * int(model.scale), h * int(model.scale)
+    return seconds
+
+
+def _is_luma(model: Any, channels: int) -> bool:
+    from .tiling import runs_on_luma
+
+    return (3 if channels == 4 else channels) == 3 and int(model.in_channels) == 1 and runs_on_luma(model)
+
+
+def _rate(key: tuple) -> float:
+    """Seconds per pixel of one of the per-photo steps, measured once per process on a `SAMPLE_SIDE` sample."""
+    rate = _pixel_seconds.get(key)
+    if rate is None:
+        rate = _measure_rate(key) / (SAMPLE_SIDE * SAMPLE_SIDE)
+        _pixel_seconds[key] = rate
+    return rate
+
+
+def _sample_pixels(channels: int) -> np.ndarray:
+    # A smooth gradient with mild noise: compresses about as a photo does (pure noise would be the worst case).
+    y, x = np.mgrid[0:SAMPLE_SIDE, 0:SAMPLE_SIDE].astype(np.float32) / SAMPLE_SIDE
+    noise = np.random.default_rng(0).normal(0, 0.02, (SAMPLE_SIDE, SAMPLE_SIDE, channels)).astype(np.float32)
+    base = np.stack([(x + y) / 2, x, y, np.ones_like(x)][:channels], axis=-1)
+    return np.clip(base + noise, 0, 1).astype(np.float32)
+
+
+def _measure_rate(key: tuple) -> float:
+    from .imageio import Photo, read_photo, write_photo
+
+    kind = key[0]
+    if kind == "luma":
+        from .tiling import _merge_chroma_8bit_into
+
+        scale = key[1]
+        small = SAMPLE_SIDE // scale or 1
+        color = np.round(_sample_pixels(3)[:small, :small] * 255) / 255
+        out = np.zeros((small * scale, small * scale, 3), np.float32)
+        start = time.perf_counter()
+        _merge_chroma_8bit_into(color, scale, out)
+        return (time.perf_counter() - start) * (SAMPLE_SIDE * SAMPLE_SIDE) / (small * scale) ** 2
+    with tempfile.TemporaryDirectory(prefix="enhancer-estimate-") as folder:
+        if kind == "encode":
+            _, fmt, channels, quality = key
+            photo = Photo(_sample_pixels(channels), alpha=channels == 4)
+            target = Path(folder) / "sample"
+            start = time.perf_counter()
+            try:
+                write_photo(photo, target, format=fmt.lower(), quality=quality)
+            except (EnhancerError, ValueError, KeyError, OSError):
+                write_photo(photo, target.with_suffix(".png"), format="png")
+            return time.perf_counter() - start
+        _, source_format, channels = key
+        photo = Photo(_sample_pixels(channels), format=source_format, alpha=channels == 4)
+        try:
+            path = write_photo(photo, Path(folder) / "sample", format=source_format.lower())
+        except (EnhancerError, ValueError, KeyError, OSError):
+            path = write_photo(photo, Path(folder) / "sample.png", format="png")
+        start = time.perf_counter()
+        read_photo(path)
+        return time.perf_counter() - start
