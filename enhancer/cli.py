@@ -3,7 +3,9 @@
     enhancer [options] INPUT...          (also `python -m enhancer`)
 
 Progress bars (one overall with an ETA, one per file counting tiles) and error lines go to stderr; the list of written
-files, or the `--json` summary, goes to stdout.
+files, or the `--json` summary, goes to stdout. Before each photo a line on stderr says how long it should take
+("  [1/3] photo.jpg: about 40 s on the CPU"; `estimate_seconds` per file in `--json`); `--no-estimate` skips that
+(the estimate times one tile per tile size and model, about two tiles' time the first time).
 
 Exit codes: 0 every input succeeded (skipped inputs count as success); 1 some inputs failed (the others were written),
 or a model-management action failed; 2 usage error (bad option, unknown or unloadable model, unavailable device);
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .errors import Cancelled, EnhancerError
-from .options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS
+from .options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS, available_output_formats
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="added to the file stem; {model} and {scale} are filled in (default: _{model}_x{scale}); "
         "write --suffix=-TEXT for one that starts with -",
     )
-    parser.add_argument("--format", default="same", choices=OUTPUT_FORMATS, help="output format")
-    parser.add_argument("--quality", type=_quality, default=95, metavar="N", help="JPEG/WebP quality 1-100 (default 95)")
+    formats = available_output_formats()
+    parser.add_argument(
+        "--format", default="same", type=_output_format, choices=formats, metavar="{" + ",".join(formats) + "}",
+        help="output format (default same: the input's where it can be written)",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--scale", type=_output_scale, metavar="F",
+        help="final size as a factor of the input, any number > 0 (e.g. 2 with an x4 model): the models run at "
+        "their own scale, then a high-quality resize gives the exact size (default: the models' scale)",
+    )
+    size.add_argument("--width", type=_output_width, metavar="W", help="final width in pixels, aspect kept")
+    size.add_argument("--height", type=_output_height, metavar="H", help="final height in pixels, aspect kept")
+    size.add_argument("--fit", type=_output_fit, metavar="WxH", help="largest size that fits in W×H, aspect kept")
+    parser.add_argument(
+        "--quality", type=_quality, default=95, metavar="N",
+        help="quality 1-100 for JPEG, WebP, AVIF, HEIC and JPEG XL (default 95; 100: lossless WebP and JPEG XL)",
+    )
     parser.add_argument("--recursive", action="store_true", help="walk folders; the folder tree is kept under --output-dir")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="N|auto", help="tile size in pixels (default auto)")
     parser.add_argument("--overlap", type=_non_negative_int, default=None, metavar="N", help="tile overlap in pixels")
@@ -92,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         "colour profile and camera data kept; all: no EXIF, XMP or maker notes; the colour profile is always kept)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument(
+        "--no-estimate", dest="estimate", action="store_false",
+        help="do not estimate each photo's time before it runs (the estimate times one tile per tile size and model)",
+    )
     parser.add_argument("--list-models", action="store_true", help="list the known models and whether they are installed")
     parser.add_argument("--download", action="append", default=[], metavar="ID", help="download and install a model")
     parser.add_argument("--import", dest="import_paths", action="append", default=[], metavar="PATH",
@@ -137,6 +159,56 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def _output_format(text: str) -> str:
+    name = text.lower().lstrip(".")
+    if name in OUTPUT_FORMATS and name not in available_output_formats():
+        from .imageio import FORMAT_NAMES, _missing_writer
+
+        raise argparse.ArgumentTypeError(
+            f"{name} cannot be written by this installation ({_missing_writer(FORMAT_NAMES[name])}); "
+            f"available: {', '.join(available_output_formats())}"
+        )
+    return name
+
+
+def _output_scale(text: str):
+    from .sizing import OutputSize
+
+    try:
+        return OutputSize("scale", scale=float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0 (e.g. 2 or 1.5), got {text!r}") from None
+
+
+def _output_side(name: str, text: str):
+    from .sizing import OutputSize
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of pixels, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 pixel, got {value}")
+    return OutputSize(name, **{name: value})
+
+
+def _output_width(text: str):
+    return _output_side("width", text)
+
+
+def _output_height(text: str):
+    return _output_side("height", text)
+
+
+def _output_fit(text: str):
+    from .sizing import OutputSize
+
+    try:
+        return OutputSize.from_text(f"fit{text.strip()}")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT in whole pixels (e.g. 3840x2160), got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -229,6 +301,7 @@ class _CtrlC:
 
 def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
     from .pipeline import Job, ModelCache, run_job
+    from .sizing import OutputSize
 
     job = Job(
         inputs=list(args.inputs),
@@ -247,8 +320,10 @@ def _enhance(args: argparse.Namespace, cancel: threading.Event) -> int:
         backend=args.backend,
         skip_existing=args.skip_existing,
         strip_metadata=args.strip_metadata,
+        estimate=args.estimate and not args.cluster,  # cluster workers do not estimate
+        output_size=args.scale or args.width or args.height or args.fit or OutputSize(),
     )
-    reporter = _ProgressReporter(sys.stderr)
+    reporter = _ProgressReporter(sys.stderr, device=args.device)
     started = time.monotonic()
     cancelled = False
     try:
@@ -317,10 +392,12 @@ def _summary(results, seconds: float, code: int, cancelled: bool) -> dict[str, A
 class _ProgressReporter:
     """Turns pipeline events into tqdm bars on stderr: one overall (files, with ETA) and one per file (tiles)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, device: str = "auto") -> None:
         self.stream = stream
         self.overall = None
         self.file_bar = None
+        self.device = device
+        self._where: str | None = None
 
     def __call__(self, event) -> None:
         from tqdm import tqdm
@@ -336,6 +413,9 @@ class _ProgressReporter:
                                 dynamic_ncols=True)
         elif isinstance(event, FileStarted):
             self._close_file_bar()
+            if event.estimate_seconds is not None:
+                tqdm.write(f"  [{event.index}/{event.total}] {event.input.name}: {self._estimate_text(event)}",
+                           file=self.stream)
             self.file_bar = tqdm(total=None, desc=_short(event.input.name), unit="tile", file=self.stream, position=1,
                                  leave=False, dynamic_ncols=True)
         elif isinstance(event, TileProgress) and self.file_bar is not None:
@@ -355,6 +435,17 @@ class _ProgressReporter:
                 self.overall.update(1)
         elif isinstance(event, JobFinished):
             self.close()
+
+    def _estimate_text(self, event) -> str:
+        from .estimate import device_for_people, format_duration
+
+        if self._where is None:
+            try:
+                self._where = device_for_people(self.device)
+            except EnhancerError:
+                self._where = ""
+        where = f" on {self._where}" if self._where else ""
+        return format_duration(event.estimate_seconds) + where
 
     def _close_file_bar(self) -> None:
         if self.file_bar is not None:

@@ -145,9 +145,8 @@ class Worker:
             self.job.threads = threads
         self.token = job_token
         self.models = load_chain(self.job, ModelCache())
-        self.suffix = make_suffix(self.job.suffix, self.models) if self.job.suffix is not None else default_suffix(
-            self.models
-        )
+        self.suffix = (make_suffix(self.job.suffix, self.models, self.job.output_size) if self.job.suffix is not None
+                       else default_suffix(self.models, self.job.output_size))
 
     def ready(self) -> str:
         return f"{os.uname().nodename}:{os.getpid()}"
@@ -167,14 +166,14 @@ class Worker:
             else:
                 earlier = finished_earlier(rendered.wanted.parent, self.token, task.index, rendered.wanted)
                 if earlier is not None:
-                    result = FileResult(item.path, "ok", output=earlier, notes=rendered.notes)
+                    result = FileResult(item.path, "ok", output=earlier, notes=rendered.notes, size=rendered.size)
                 else:
                     hidden = hidden_name(rendered.wanted.parent, self.token, task.index, task.attempt,
                                          rendered.wanted.suffix)
                     rendered.write(hidden)
                     output = claim_output(hidden, rendered.wanted, avoid=item.path)
                     result = FileResult(item.path, "ok", output=output, notes=rendered.notes,
-                                        backend=rendered.backend)
+                                        backend=rendered.backend, size=rendered.size)
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             if hidden is not None and hidden.exists() and hidden.stat().st_nlink == 1:
                 hidden.unlink(missing_ok=True)
@@ -241,7 +240,8 @@ def run_job_on_cluster(
     job.validate()
     emit = events or (lambda event: None)
     models = load_chain(job, ModelCache())  # on the driver too: errors before any worker starts, and the names
-    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
+    suffix = (make_suffix(job.suffix, models, job.output_size) if job.suffix is not None
+              else default_suffix(models, job.output_size))
     described = tuple(describe_model(m, job.precision) for m in models)
     notes = tuple(dict.fromkeys(n for n in (precision_note(m, job.precision) for m in models) if n))
     del models
@@ -374,6 +374,7 @@ def _result_from_dict(payload: dict[str, Any]):
         input=Path(payload["input"]), status=payload["status"],
         output=Path(payload["output"]) if payload["output"] else None, error=payload["error"],
         seconds=float(payload["seconds"]), notes=list(payload["notes"]), backend=payload.get("backend"),
+        size=tuple(payload["size"]) if payload.get("size") else None,
     )
 
 

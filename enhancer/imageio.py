@@ -7,14 +7,19 @@ XMP, and the DPI.
 
 Reading:
 - Pillow decodes everything it can; 16-bit colour PNG and TIFF, which Pillow would reduce to 8 bits, are decoded by
-  pypng and tifffile so that 16 bits in give 16 bits out. HEIC comes through pillow-heif, AVIF through Pillow.
+  pypng and tifffile so that 16 bits in give 16 bits out. HEIC comes through pillow-heif (10/12-bit HEIC is read as
+  16 bits), AVIF through Pillow (8 bits), JPEG XL through pillow-jxl-plugin (16 bits for gray).
 - The EXIF orientation is applied (the semantics of `PIL.ImageOps.exif_transpose`), CMYK is converted to RGB (through
   its ICC profile when it has one) and palette images to RGB or RGBA. GIF and multi-page TIFF give their first frame.
 - Pillow's decompression-bomb guard stays on. Every failure raises `ImageError` naming the file and the reason.
 
-Metadata on write: the ICC profile in every format but BMP; EXIF (orientation 1, PixelX/YDimension updated) in JPEG,
-PNG, WebP, HEIC and AVIF, and its IFD0 tags (camera, date, artist...) in TIFF; XMP in JPEG, PNG, WebP and TIFF; DPI
-in JPEG, PNG, TIFF and BMP.
+Metadata on write: the ICC profile in every format but BMP and JPEG XL (the plugin cannot embed one: a photo with a
+profile other than sRGB is converted to sRGB, see `format_notes`); EXIF (orientation 1, PixelX/YDimension updated) in
+JPEG, PNG, WebP, HEIC, AVIF and JPEG XL, and its IFD0 tags (camera, date, artist...) in TIFF; XMP in JPEG, PNG, WebP,
+TIFF, HEIC, AVIF and JPEG XL; DPI in JPEG, PNG, TIFF and BMP.
+
+Bit depth on write: 16 bits in PNG and TIFF; 12 bits in HEIC (the most HEVC stores); 16 bits for gray JPEG XL (the
+plugin writes colour in 8 bits); 8 bits in JPEG, WebP, AVIF (Pillow's encoder) and BMP.
 
 Writing (`write_photo`) goes to a hidden temporary file in the target folder, then into place in one step (see
 `enhancer.atomic`), so that a reader never sees a partial file and nothing is left behind on failure or interruption.
@@ -35,7 +40,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
-from .atomic import AtomicFile
+from .atomic import TEMP_PREFIX, AtomicFile
 from .errors import ImageError
 
 try:  # HEIC/HEIF through pillow-heif; the rest of the module works without it
@@ -44,6 +49,11 @@ try:  # HEIC/HEIF through pillow-heif; the rest of the module works without it
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     pillow_heif = None
+
+try:  # JPEG XL through pillow-jxl-plugin, which registers itself with Pillow on import
+    import pillow_jxl  # noqa: F401
+except ImportError:  # pragma: no cover - a declared dependency; without it JPEG XL is not offered
+    pillow_jxl = None
 
 Image.init()
 
@@ -58,6 +68,7 @@ SAME_FORMAT = {
     "DIB": "BMP",
     "HEIF": "HEIF",
     "AVIF": "AVIF",
+    "JXL": "JXL",
 }
 # Names a user may give to `format=` -> Pillow format name.
 FORMAT_NAMES = {
@@ -71,13 +82,19 @@ FORMAT_NAMES = {
     "heic": "HEIF",
     "heif": "HEIF",
     "avif": "AVIF",
+    "jxl": "JXL",
 }
 MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # the formats' own limits on width and height
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "HEIF": ".heic", "AVIF": ".avif"}
+EXTENSIONS = {
+    "JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "HEIF": ".heic", "AVIF": ".avif",
+    "JXL": ".jxl",
+}
 # File extensions taken as images when a folder is scanned.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".heic", ".heif", ".avif"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".heic", ".heif", ".hif",
+     ".avif", ".jxl"}
 )
+HEIF_DEEP_BITS = 12  # what a 16-bit photo becomes in HEIC: HEVC's Main 12 profile, the most libheif's x265 writes
 
 ORIENTATION_TAG = 0x0112
 GPS_IFD = 0x8825
@@ -230,6 +247,8 @@ def _photo_from_image(im: Image.Image, path: Path) -> Photo:
         notes.append(f"the EXIF block could not be read ({_first_line(exc)})")
     orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
     info = {**info, **dict(im.info)}  # PNG chunks after the image data (eXIf, iTXt) are known once it is read
+    if source_format == "JXL" and not info.get("xmp"):  # the JPEG XL plugin reads the Exif box but not the XMP one
+        info["xmp"] = _jxl_xmp(path)
 
     if pixels16 is not None:
         array, bit_depth = pixels16, 16
@@ -336,7 +355,24 @@ def _read_deep_colour(im: Image.Image, path: Path, source_format: str, notes: li
         except Exception as exc:  # e.g. LZW needs the optional imagecodecs package
             notes.append(f"16-bit TIFF read as 8 bits per channel ({_first_line(exc)})")
             return None
+    if source_format == "HEIF" and pillow_heif is not None and int(im.info.get("bit_depth") or 8) > 8:
+        try:  # 10/12-bit HEIC, which pillow-heif's Pillow plugin reduces to 8 bits
+            return _read_heif_deep(path)
+        except Exception as exc:
+            notes.append(f"{im.info.get('bit_depth')}-bit HEIC read as 8 bits per channel ({_first_line(exc)})")
+            return None
     return None
+
+
+def _read_heif_deep(path: Path) -> np.ndarray:
+    """A 10 or 12-bit HEIC's primary image as uint16 H×W×C on the full 16-bit scale (exactly: v / (2^bits - 1))."""
+    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False, hdr_to_16bit=False)
+    bits = int(heif.info.get("bit_depth") or 8)
+    array = np.asarray(heif)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    scaled = np.rint(array.astype(np.float64) * (65535.0 / float((1 << bits) - 1)))
+    return np.clip(scaled, 0, 65535).astype(np.uint16)
 
 
 def _read_png16(path: Path) -> np.ndarray:
@@ -379,6 +415,32 @@ def _read_tiff16(path: Path) -> np.ndarray:
         colour_part = array[:, :, :-1].astype(np.float64) * 65535.0 / np.maximum(alpha, 1.0)
         array = np.concatenate([np.clip(colour_part, 0, 65535), alpha], axis=2).round().astype(np.uint16)
     return array
+
+
+def _jxl_xmp(path: Path) -> bytes | None:
+    """The XMP packet of a JPEG XL file: the payload of its container's "xml " box (None without one, or when the
+    file is a bare codestream). Only box headers are read on the way."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(12) != b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+                return None
+            for _ in range(10_000):  # boxes; a damaged file must not loop for ever
+                head = fh.read(8)
+                if len(head) < 8:
+                    return None
+                size, kind = struct.unpack(">I4s", head)
+                header = 8
+                if size == 1:
+                    size, header = struct.unpack(">Q", fh.read(8))[0], 16
+                if kind == b"xml ":
+                    payload = fh.read(size - header if size else 16 << 20)  # XMP is kilobytes; 16 MiB at most
+                    return payload or None
+                if size == 0 or size < header:
+                    return None
+                fh.seek(size - header, os.SEEK_CUR)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def _check_png_chunks(path: Path) -> None:
@@ -543,11 +605,57 @@ def output_format(photo: Photo, format: str = "same", size: tuple[int, int] | No
             return "PNG"
         return wanted
     if name not in FORMAT_NAMES:
-        raise ImageError(f"unknown output format {format!r} (use same, png, jpg, webp or tiff)")
+        raise ImageError(f"unknown output format {format!r} (use same or one of {', '.join(writable_formats())})")
     wanted = FORMAT_NAMES[name]
-    if wanted not in Image.SAVE:
-        raise ImageError(f"writing {name} is not supported by this installation")
+    if not _can_write(wanted):
+        raise ImageError(f"writing {name} is not supported by this installation ({_missing_writer(wanted)})")
     return wanted
+
+
+def writable_formats() -> tuple[str, ...]:
+    """The output format names (as `write_photo(format=...)` takes them) this installation can write, in the order
+    of `enhancer.options.OUTPUT_FORMATS`, without "same"."""
+    from .options import OUTPUT_FORMATS
+
+    return tuple(name for name in OUTPUT_FORMATS if name != "same" and _can_write(FORMAT_NAMES[name]))
+
+
+def _can_write(fmt: str) -> bool:
+    if fmt not in Image.SAVE:
+        return False
+    if fmt == "HEIF":  # pillow-heif registers its writer even where libheif was built without an HEVC encoder
+        try:
+            return bool(pillow_heif.libheif_info().get("HEIF"))
+        except Exception:
+            return False
+    return True
+
+
+def _missing_writer(fmt: str) -> str:
+    return {
+        "HEIF": "pillow-heif with an HEVC encoder is needed",
+        "AVIF": "Pillow 11.3 or later built with libavif is needed",
+        "JXL": "the pillow-jxl-plugin package is needed",
+    }.get(fmt, "Pillow has no writer for it")
+
+
+def format_notes(photo: Photo, fmt: str) -> list[str]:
+    """What writing `photo` as `fmt` (a Pillow format name from `output_format`) does not keep, for the user: bit
+    depth beyond what the format holds, and a colour profile that JPEG XL cannot carry."""
+    notes: list[str] = []
+    if photo.bit_depth == 16:
+        if fmt == "HEIF":
+            notes.append(f"written in {HEIF_DEEP_BITS} bits per channel, the most HEIC holds (the photo has 16)")
+        elif fmt == "JXL" and _output_channels(photo, fmt) != 1:
+            notes.append("written in 8 bits per channel: this JPEG XL writer keeps 16 bits for gray photos only")
+        elif fmt in ("JPEG", "WEBP", "AVIF", "BMP"):
+            notes.append(f"written in 8 bits per channel, the most this {fmt} writer holds (the photo has 16)")
+    if fmt == "JXL" and photo.icc_profile and not _is_srgb(photo.icc_profile):
+        if _output_channels(photo, fmt) >= 3:
+            notes.append("converted to sRGB: this JPEG XL writer cannot embed the photo's colour profile")
+        else:
+            notes.append("the colour profile was left out: this JPEG XL writer cannot embed it")
+    return notes
 
 
 def output_extension(photo: Photo, format: str = "same", size: tuple[int, int] | None = None) -> str:
@@ -589,7 +697,9 @@ def write_photo(
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        pending = AtomicFile(path, prefix=f".{_short_name(path.name, 200)}.", suffix=".part", replace=overwrite)
+        # The app's temporary prefix (swept when stale), once: a cluster worker's hidden name carries it already.
+        name = path.name[len(TEMP_PREFIX):] if path.name.startswith(TEMP_PREFIX) else path.name
+        pending = AtomicFile(path, prefix=f"{TEMP_PREFIX}{_short_name(name, 200)}.", suffix=".part", replace=overwrite)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write to the folder ({exc.strerror or exc})") from None
     try:
@@ -666,6 +776,23 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return (rgb[:, :, 0:1] * 0.299 + rgb[:, :, 1:2] * 0.587 + rgb[:, :, 2:3] * 0.114).astype(np.float32)
 
 
+def _output_channels(photo: Photo, fmt: str) -> int:
+    """The number of channels `_layout_for_output` gives, without computing the pixels."""
+    alpha = photo.channels == 4 and fmt != "JPEG"
+    gray = photo.gray or photo.channels == 1
+    colour = 3 if not gray or fmt in ("WEBP", "HEIF", "AVIF") or (alpha and fmt == "BMP") else 1
+    return colour + int(alpha)
+
+
+def _is_srgb(icc: bytes) -> bool:
+    """Whether an ICC profile is (by its description) sRGB, which JPEG XL assumes when it carries no profile."""
+    try:
+        description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return False
+    return "srgb" in description.lower()
+
+
 def _layout_for_output(photo: Photo, fmt: str) -> np.ndarray:
     """Float pixels with the channels the output gets: 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
     pixels = np.asarray(photo.pixels, dtype=np.float32)
@@ -708,6 +835,12 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
     height, width, channels = pixels.shape
     deep = photo.bit_depth == 16 and fmt in ("PNG", "TIFF")
     exif = _exif_for_output(photo, width, height)
+    if fmt == "HEIF" and photo.bit_depth == 16:
+        _write_heif_deep(fh, pixels, photo, exif, quality)
+        return
+    if fmt == "JXL":
+        _write_jxl(fh, pixels, photo, exif, quality)
+        return
     if deep and channels > 1:
         data = _quantize(pixels, 16)
         if fmt == "PNG":
@@ -749,7 +882,14 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
     elif fmt == "WEBP":
         options.update(quality=quality, lossless=quality >= 100, method=4)
     elif fmt in ("HEIF", "AVIF"):
-        options.update(quality=quality)
+        # HEIC and AVIF keep the ICC profile, EXIF and XMP (no DPI); Pillow's AVIF writer and HEIC here are 8-bit
+        # (16-bit photos go to `_write_heif_deep`). HEIC at quality 100 is lossless (pillow-heif's -1), as WebP's.
+        lossless_heif = fmt == "HEIF" and quality >= 100
+        options.update(quality=-1 if lossless_heif else quality, subsampling="4:4:4" if quality >= 90 else "4:2:0")
+        if lossless_heif:
+            options["matrix_coefficients"] = 0  # lossless means RGB planes: YCbCr would round
+        if photo.xmp:
+            options["xmp"] = photo.xmp
     elif fmt == "TIFF":
         options.update(compression="tiff_deflate")
     elif fmt == "PNG":
@@ -764,6 +904,61 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
         fh.seek(0)
         fh.truncate()
         image.save(fh, format=fmt, **options)
+
+
+def _write_heif_deep(fh: BinaryIO, pixels: np.ndarray, photo: Photo, exif: Image.Exif | None, quality: int) -> None:
+    """A 16-bit photo as a 12-bit HEIC with its ICC profile, EXIF and XMP. Quantized here to 12 bits and handed
+    over in the top bits of 16, so that pillow-heif's shift down to 12 bits is exact (it truncates, not rounds)."""
+    height, width, channels = pixels.shape
+    top = float((1 << HEIF_DEEP_BITS) - 1)
+    data = (np.clip(pixels, 0.0, 1.0) * top + 0.5).astype(np.uint16) << (16 - HEIF_DEEP_BITS)
+    heif = pillow_heif.from_bytes("RGBA;16" if channels == 4 else "RGB;16", (width, height),
+                                  np.ascontiguousarray(data).tobytes())
+    options: dict = dict(format="HEIF", quality=-1 if quality >= 100 else quality, bit_depth=HEIF_DEEP_BITS,
+                         chroma=444 if quality >= 90 else 420)  # pillow-heif's quality -1: lossless
+    if quality >= 100:
+        options["matrix_coefficients"] = 0  # lossless means RGB planes: YCbCr would round
+    if photo.icc_profile:
+        options["icc_profile"] = photo.icc_profile
+    if exif is not None:
+        options["exif"] = exif.tobytes()
+    if photo.xmp:
+        options["xmp"] = photo.xmp
+    heif.save(fh, **options)
+
+
+def _write_jxl(fh: BinaryIO, pixels: np.ndarray, photo: Photo, exif: Image.Exif | None, quality: int) -> None:
+    """JPEG XL through pillow-jxl-plugin: EXIF and XMP kept; 16 bits for gray without alpha (the plugin's "I;16"),
+    8 bits otherwise; lossless at quality 100. The plugin cannot embed an ICC profile, and a JPEG XL without one is
+    sRGB: a colour photo with another profile is converted to sRGB (so that it looks the same wherever it fits in
+    sRGB), a gray one's profile is left out (`format_notes` says so)."""
+    channels = pixels.shape[2]
+    if photo.bit_depth == 16 and channels == 1:
+        image = Image.fromarray(_quantize(pixels[:, :, 0], 16))
+        if image.mode != "I;16":
+            image = image.convert("I;16")
+    else:
+        data = _quantize(pixels, 8)
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+        image = Image.fromarray(data[:, :, 0] if channels == 1 else data, mode=mode)
+        if photo.icc_profile and channels >= 3 and not _is_srgb(photo.icc_profile):
+            image = _to_srgb(image, photo.icc_profile)
+    options: dict = dict(quality=quality, lossless=quality >= 100)
+    if exif is not None:
+        options["exif"] = exif.tobytes()  # the plugin takes bytes, not an Image.Exif
+    if photo.xmp:
+        options["xmp"] = photo.xmp
+    image.save(fh, format="JXL", **options)
+
+
+def _to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
+    """An 8-bit RGB(A) image converted from its ICC profile to sRGB (alpha unchanged); as it is if the profile
+    cannot be used."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=image.mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
 
 
 def _write_png16(fh: BinaryIO, data: np.ndarray, photo: Photo, exif: Image.Exif | None) -> None:

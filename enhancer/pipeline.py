@@ -28,8 +28,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from .errors import Cancelled, EnhancerError, ModelError
-from .imageio import FORMAT_NAMES, IMAGE_EXTENSIONS, STRIP_METADATA, output_extension, output_format, read_photo, write_photo
+from .imageio import (
+    FORMAT_NAMES, IMAGE_EXTENSIONS, STRIP_METADATA, format_notes, output_extension, output_format, read_photo,
+    write_photo,
+)
 from .options import BACKENDS, OUTPUT_FORMATS
+from .sizing import OutputSize, resize_to
 
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
 DEFAULT_SUFFIX = "_{model}_x{scale}"
@@ -50,6 +54,8 @@ class Job:
     `device`: auto | cpu | cuda | mps; `precision`: auto | fp32 | bf16 | fp16.
     `threads`: CPU threads; 0 means one per physical core, fewer while other processes keep cores busy.
     `compile`: run the networks through torch.compile (for GPUs; the first tiles of each size wait for the compiler).
+    `output_size`: the final size (see `enhancer.sizing.OutputSize`): the chain runs at its own scale, then the
+    result is resized to it; also given as its text ("x2", "w3840") or as the dict `dataclasses.asdict` makes.
     """
 
     inputs: list[str | os.PathLike]
@@ -70,6 +76,17 @@ class Job:
     # What of the photo's metadata stays out of the output: "none", "location" (GPS and other location fields; the
     # colour profile and camera data are kept) or "all" (EXIF, XMP and maker notes; the colour profile is kept).
     strip_metadata: str = "location"
+    output_size: OutputSize = OutputSize()
+    # Estimate each photo's time before it runs (`enhancer.estimate`; FileStarted.estimate_seconds): one warmed-up
+    # tile is timed per tile shape and model, so it costs about two tiles the first time, nothing for later photos.
+    estimate: bool = False
+
+    def __post_init__(self) -> None:
+        # The cluster sends a Job as `dataclasses.asdict`, which turns the OutputSize into a dict; settings keep text.
+        if isinstance(self.output_size, dict):
+            self.output_size = OutputSize(**self.output_size)
+        elif isinstance(self.output_size, str):
+            self.output_size = OutputSize.from_text(self.output_size)
 
     def validate(self) -> None:
         """Raise `ValueError` with a user-facing message when an option is out of range."""
@@ -92,6 +109,8 @@ class Job:
             raise ValueError(f"strip_metadata must be one of {', '.join(STRIP_METADATA)}, got {self.strip_metadata!r}")
         if self.suffix is not None and re.search(r"[/\\\x00]", self.suffix):
             raise ValueError(f"the suffix must not contain a path separator: {self.suffix!r}")
+        if not isinstance(self.output_size, OutputSize):
+            raise ValueError(f"output_size must be an OutputSize, got {self.output_size!r}")
 
 
 @dataclass
@@ -105,6 +124,8 @@ class FileResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # e.g. "converted from CMYK to RGB"
     backend: str | None = None  # what ran the networks: "torch", "openvino" or "onnxruntime"
+    size: tuple[int, int] | None = None  # (width, height) of the written output
+    estimate_seconds: float | None = None  # the time estimated before it ran (with Job.estimate), else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +136,8 @@ class FileResult:
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
             "backend": self.backend,
+            "size": list(self.size) if self.size else None,
+            "estimate_seconds": round(self.estimate_seconds, 3) if self.estimate_seconds is not None else None,
         }
 
 
@@ -132,6 +155,7 @@ class FileStarted:
     index: int  # 1-based
     total: int
     input: Path
+    estimate_seconds: float | None = None  # with Job.estimate: the expected time of this photo (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -273,16 +297,23 @@ def _output_stem_pattern(suffix: str | None) -> re.Pattern | None:
 # ------------------------------------------------------------------------------------------------------ naming
 
 
-def default_suffix(models: list[Any]) -> str:
-    """`_{model}_x{scale}` for one model; for a chain, the names joined by "+" and the scales multiplied."""
-    return make_suffix(DEFAULT_SUFFIX, models)
+def default_suffix(models: list[Any], output_size: OutputSize | None = None) -> str:
+    """`_{model}_x{scale}` for one model; for a chain, the names joined by "+" and the scales multiplied. With an
+    output size, its text instead of the model's scale: `_{model}_x2`, `_{model}_w3840`, `_{model}_fit3840x2160`."""
+    if output_size is not None and output_size.mode not in ("model", "scale"):
+        return make_suffix(DEFAULT_SUFFIX.replace("x{scale}", output_size.to_text()), models, output_size)
+    return make_suffix(DEFAULT_SUFFIX, models, output_size)
 
 
-def make_suffix(template: str, models: list[Any]) -> str:
+def make_suffix(template: str, models: list[Any], output_size: OutputSize | None = None) -> str:
+    """`template` with `{model}` (the names, "+"-joined) and `{scale}` (the final factor of an "xF" output size,
+    else the product of the models' scales) filled in."""
     names = "+".join(_safe_name(getattr(m, "name", "model")) for m in models)
-    scale = 1
+    scale: int | str = 1
     for m in models:
         scale *= int(getattr(m, "scale", 1))
+    if output_size is not None and output_size.mode == "scale":
+        scale = output_size.to_text()[1:]  # "x1.5" -> "1.5"
     try:
         return template.format(model=names, scale=scale)
     except (KeyError, IndexError, ValueError) as exc:
@@ -345,8 +376,9 @@ def free_output_name(item: InputFile, wanted: Path, taken: set[Path]) -> Path:
 # ------------------------------------------------------------------------------------------------------ running
 
 
-def load_chain(job: Job, cache: ModelCache) -> list[Any]:
-    """The job's models, loaded (or taken from the cache) in chain order. Raises `ModelError`."""
+def load_chain(job: Job, cache: ModelCache, cancel: CancelFlag | None = None) -> list[Any]:
+    """The job's models, loaded (or taken from the cache) in chain order. Raises `ModelError`, and `Cancelled` when
+    `cancel` is set before or after a model loads (one load cannot be interrupted; the next step never starts)."""
     sources = list(job.models)
     if not sources:
         try:
@@ -356,12 +388,14 @@ def load_chain(job: Job, cache: ModelCache) -> list[Any]:
         sources = [default_model_id()]
     models = []
     for source in sources:
+        _check_cancel(cancel)
         try:
             models.append(cache.get(source, job.device))
         except EnhancerError:
             raise
         except Exception as exc:  # a bug or an odd file must still end in a message that names the model
             raise ModelError(f"{source}: the model could not be loaded ({type(exc).__name__}: {exc})") from exc
+    _check_cancel(cancel)
     return models
 
 
@@ -408,8 +442,12 @@ def run_job(
     from .backends import check as check_backend
 
     check_backend(job.backend)  # an uninstalled backend is an error before any file is touched
-    models = load_chain(job, cache)
-    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
+    try:
+        models = load_chain(job, cache, cancel)
+    except Cancelled:
+        raise _cancelled([]) from None
+    suffix = (make_suffix(job.suffix, models, job.output_size) if job.suffix is not None
+              else default_suffix(models, job.output_size))
     if re.search(r"[/\\\x00]", suffix):
         raise ValueError(f"the suffix must not contain a path separator: {suffix!r}")
     output_dir = Path(job.output_dir) if job.output_dir is not None else None
@@ -428,7 +466,11 @@ def run_job(
             results.append(item)
             emit(FileFinished(index, total, item))
             continue
-        emit(FileStarted(index, total, item.path))
+        try:
+            estimate = _estimate_seconds(job, item.path, models, cancel) if job.estimate else None
+        except Cancelled:
+            raise _cancelled(results) from None
+        emit(FileStarted(index, total, item.path, estimate))
         t0 = time.monotonic()
         try:
             result = _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel)
@@ -437,10 +479,24 @@ def run_job(
         except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
             result = result_from_error(item.path, exc)
         result.seconds = time.monotonic() - t0
+        result.estimate_seconds = estimate
         results.append(result)
         emit(FileFinished(index, total, result))
     emit(JobFinished(tuple(results), time.monotonic() - started))
     return results
+
+
+def _estimate_seconds(job: Job, path: Path, models: list[Any], cancel: CancelFlag | None) -> float | None:
+    """The estimated seconds of one photo, None when it cannot be estimated (the run then says why it fails)."""
+    from .estimate import estimate_file
+
+    try:
+        estimate = estimate_file(job, path, models, cancel=cancel)
+    except Cancelled:
+        raise
+    except Exception:  # noqa: BLE001 - an estimate is a courtesy: it never fails a file
+        return None
+    return estimate.seconds if estimate is not None else None
 
 
 def result_from_error(path: Path, exc: BaseException) -> FileResult:
@@ -464,6 +520,11 @@ class Rendered:
     backend: str = ""  # what ran the chain, e.g. "openvino" ("+"-joined for a chain that used several)
 
     strip_metadata: str = "location"  # none | location | all (see Job.strip_metadata)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the photo that will be written."""
+        return self.photo.width, self.photo.height
 
     def write(
         self, path: Path, *, exclusive: bool = False, item: InputFile | None = None, taken: set[Path] | None = None
@@ -543,11 +604,12 @@ def render_file(
         from . import enhance
     emit = emit or (lambda event: None)
     photo = read_photo(item.path)
+    _check_cancel(cancel)  # decoding a large photo takes long: a cancel during it stops here
     folder = output_folder(item, output_dir, job.recursive)
     scale = 1
     for model in models:
         scale *= int(getattr(model, "scale", 1))
-    size = (photo.width * scale, photo.height * scale)
+    size = job.output_size.target(photo.width, photo.height, scale)
     fmt = output_format(photo, job.format, size)
     extension = output_extension(photo, job.format, size)
     wanted = first_output_name(item, folder, suffix, extension)
@@ -561,23 +623,46 @@ def render_file(
         report=backends_used.append,
     )
 
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("cancelled")
+    _check_cancel(cancel)
+    if job.output_size.mode != "model":
+        notes.extend(_size_notes(job.output_size, photo.width, photo.height, scale))
+        pixels = resize_to(pixels, size)
     natural = output_format(photo, job.format)
     if fmt != natural:
         notes.append(f"written as {fmt}: {size[0]}×{size[1]} is too large for {natural}")
+    notes.extend(format_notes(photo, fmt))
     return Rendered(photo.with_pixels(pixels), wanted, extension, job.quality, notes,
                     "+".join(dict.fromkeys(backends_used)), strip_metadata=job.strip_metadata)
+
+
+def _size_notes(output_size: OutputSize, width: int, height: int, scale: int) -> list[str]:
+    """What a user should know when the asked size is not the model's: it is still done, by a resize."""
+    asked = output_size.target(width, height, scale)
+    natural = OutputSize().target(width, height, scale)
+    if output_size.below_model(width, height, scale):
+        return [f"asked size {asked[0]}×{asked[1]} is below the model's x{scale} ({natural[0]}×{natural[1]}): "
+                f"enhanced at x{scale}, then downscaled"]
+    if output_size.above_model(width, height, scale):
+        return [f"asked size {asked[0]}×{asked[1]} is above the model's x{scale} ({natural[0]}×{natural[1]}): "
+                f"enhanced at x{scale}, then enlarged by resizing, which adds no detail"]
+    return []
 
 
 def _process_file(job, item, index, models, suffix, output_dir, planned, enhance, emit, cancel) -> FileResult:
     rendered = render_file(job, item, index, models, suffix, output_dir, enhance, emit, cancel)
     if isinstance(rendered, FileResult):
         return rendered
+    _check_cancel(cancel)  # the last moment a cancel can stop the write: a cancelled job writes nothing further
     out = free_output_name(item, rendered.wanted, planned)
     out = rendered.write(out, exclusive=True, item=item, taken=planned)
     planned.add(out.resolve())
-    return FileResult(item.path, "ok", output=out, notes=rendered.notes, backend=rendered.backend)
+    return FileResult(item.path, "ok", output=out, notes=rendered.notes, backend=rendered.backend,
+                      size=rendered.size)
+
+
+def _check_cancel(cancel: CancelFlag | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")
 
 
 def _cancelled(results: list[FileResult]) -> Cancelled:

@@ -68,7 +68,7 @@ def test_the_vocabularies_are_the_ones_everything_uses():
 
     parser = cli.build_parser()
     choices = {action.dest: tuple(action.choices) for action in parser._actions if action.choices}
-    assert choices["format"] == options.OUTPUT_FORMATS
+    assert choices["format"] == options.available_output_formats()
     assert choices["device"] == options.DEVICES
     assert choices["precision"] == options.PRECISIONS
     assert devices.PRECISIONS is options.PRECISIONS
