@@ -48,6 +48,8 @@ REPEAT_BELOW_S = 0.2
 MAX_REPEATS = 5
 # The side of the sample image that the per-photo costs (decode, colour merge, encode) are measured on.
 SAMPLE_SIDE = 256
+# A tile shape whose area is within this factor of one already timed is not timed again, only scaled by area.
+NEAR_AREA_RATIO = 1.5
 # A longer estimate than this on a CPU has `lighter_alternative` look for a lighter model of the same task.
 LONG_SECONDS = 60.0
 # A model counts as lighter when its estimate is at most this fraction of the job's.
@@ -96,22 +98,8 @@ def estimate_job(job: "Job", cache: "ModelCache | None" = None, cancel: Any = No
     """The time of the whole `job`: every input it would process (folders expanded as the run does), each sized from
     its image header only. Inputs that cannot be read count nothing (the run reports them). Raises what `run_job`
     raises before it touches a file (`ValueError`, `ModelError`, `DeviceError`) and `Cancelled`."""
-    from .pipeline import InputFile, collect_inputs, default_suffix, make_suffix
-
     models = _load(job, cache)
-    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
-    total = Estimate(0.0, device_for_people(job.device, models), 0)
-    for item in collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix):
-        _check(cancel)
-        if not isinstance(item, InputFile):
-            continue
-        header = read_header(item.path)
-        if header is None:
-            continue
-        width, height, channels, source_format = header
-        one = _estimate(job, models, width, height, channels, source_format, cancel)
-        total = Estimate(total.seconds + one.seconds, total.device, total.tiles + one.tiles)
-    return total
+    return _estimate_many(job, models, _headers(job, models, cancel), cancel)
 
 
 def estimate_photo(
@@ -127,6 +115,21 @@ def estimate_photo(
     return _estimate(job, models, int(width), int(height), int(channels), source_format, cancel)
 
 
+def estimate_file(
+    job: "Job", path: str | os.PathLike, models: list[Any] | None = None, cache: "ModelCache | None" = None,
+    cancel: Any = None,
+) -> Estimate | None:
+    """The time of one image file through `job`'s chain (`models`: the chain already loaded, as `run_job` has it);
+    None when its header cannot be read."""
+    header = read_header(path)
+    if header is None:
+        return None
+    if models is None:
+        models = _load(job, cache)
+    width, height, channels, source_format = header
+    return _estimate(job, models, width, height, channels, source_format, cancel)
+
+
 def lighter_alternative(
     job: "Job", cache: "ModelCache | None" = None, cancel: Any = None, long_seconds: float = LONG_SECONDS,
 ) -> "tuple[str, Estimate] | None":
@@ -140,7 +143,7 @@ def lighter_alternative(
     from . import store
 
     models = _load(job, cache)
-    headers = _headers(job, models)
+    headers = _headers(job, models, cancel)
     if not headers:
         return None
     current = _estimate_many(job, models, headers, cancel)
@@ -256,8 +259,8 @@ def _channels(im) -> int:
 
 _cache_lock = threading.Lock()
 _default_cache: "ModelCache | None" = None
-# (model key, device, backend, precision, threads, network input shape) -> seconds of one pass
-_pass_seconds: dict[tuple, float] = {}
+# (model key, device, backend, precision, threads, channels, batch) -> {tile extent: seconds of one pass}
+_pass_seconds: dict[tuple, dict[tuple[int, int], float]] = {}
 # (format, bit depth, channels) -> seconds per output pixel of clipping and encoding; "decode" -> per input pixel
 _pixel_seconds: dict[tuple, float] = {}
 
@@ -286,12 +289,15 @@ def _check(cancel: Any) -> None:
         raise Cancelled("cancelled by the user")
 
 
-def _headers(job: "Job", models: list[Any]) -> list[tuple[int, int, int, str]]:
+def _headers(job: "Job", models: list[Any], cancel: Any = None) -> list[tuple[int, int, int, str]]:
+    """(width, height, channels, format) of every input the run would process, as `run_job` collects them."""
     from .pipeline import InputFile, collect_inputs, default_suffix, make_suffix
 
-    suffix = make_suffix(job.suffix, models) if job.suffix is not None else default_suffix(models)
+    size = getattr(job, "output_size", None)
+    suffix = make_suffix(job.suffix, models, size) if job.suffix is not None else default_suffix(models, size)
     found = []
     for item in collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix):
+        _check(cancel)
         if isinstance(item, InputFile):
             header = read_header(item.path)
             if header is not None:
@@ -346,15 +352,22 @@ def _network_seconds(job: "Job", model: Any, height: int, width: int, channels: 
         passes = _passes(plan)
         # The shape most passes have (the interior tiles) is the one timed.
         reference = max(passes, key=lambda shape: (passes[shape], shape[0] * shape[1]))
-        key = (_model_key(model), str(device), runner.name, runner.precision, threads, net_channels, plan.batch,
-               reference)
-        per_pass = _pass_seconds.get(key)
+        pad = max(1, int(model.pad_multiple))
+        key = (_model_key(model), str(device), runner.name, runner.precision, threads, net_channels, plan.batch)
+        measured = _pass_seconds.setdefault(key, {})
+        reference_area = _padded_area(reference, pad)
+        per_pass = measured.get(reference)
         if per_pass is None:
-            _check(cancel)
-            per_pass = _time_pass(model, runner, device, plan, reference, net_channels)
-            _pass_seconds[key] = per_pass
-    pad = max(1, int(model.pad_multiple))
-    reference_area = _padded_area(reference, pad)
+            # A shape of about the same area already timed (a photo of another size) is scaled by area, so that a
+            # batch of photos of many sizes is timed a few times, not once per photo.
+            near = [(abs(math.log(_padded_area(shape, pad) / reference_area)), shape) for shape in measured]
+            near = [item for item in near if item[0] <= math.log(NEAR_AREA_RATIO)]
+            if near:
+                shape = min(near)[1]
+                per_pass = measured[shape] * reference_area / _padded_area(shape, pad)
+            else:
+                _check(cancel)
+                per_pass = measured[reference] = _time_pass(model, runner, device, plan, reference, net_channels)
     seconds = sum(count * per_pass * _padded_area(shape, pad) / reference_area for shape, count in passes.items())
     return seconds, plan.total
 
@@ -430,12 +443,17 @@ def _io_seconds(job: "Job", models: list[Any], width: int, height: int, channels
 
     scale = math.prod(int(m.scale) for m in models)
     out_w, out_h = width * scale, height * scale
+    seconds = 0.0
+    size = getattr(job, "output_size", None)
+    if size is not None and size.mode != "model":  # the chain's result is resized to the asked size
+        seconds += _rate(("resize", channels)) * out_w * out_h
+        out_w, out_h = size.target(width, height, scale)
     sample = Photo(np.zeros((1, 1, channels), np.float32), format=source_format)
     try:
         fmt = output_format(sample, job.format, (out_w, out_h))
     except EnhancerError:
         fmt = "PNG"
-    seconds = _rate(("encode", fmt, channels, job.quality)) * out_w * out_h
+    seconds += _rate(("encode", fmt, channels, job.quality)) * out_w * out_h
     seconds += _rate(("decode", source_format, channels)) * width * height
     w, h = width, height
     for model in models:
@@ -472,6 +490,13 @@ def _measure_rate(key: tuple) -> float:
     from .imageio import Photo, read_photo, write_photo
 
     kind = key[0]
+    if kind == "resize":
+        from .sizing import resize_to
+
+        pixels = _sample_pixels(key[1])
+        start = time.perf_counter()
+        resize_to(pixels, (SAMPLE_SIDE * 2 // 3, SAMPLE_SIDE * 2 // 3))
+        return time.perf_counter() - start
     if kind == "luma":
         from .tiling import _merge_chroma_8bit_into
 
