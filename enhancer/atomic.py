@@ -150,3 +150,57 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# Files that start with TEMP_PREFIX but are no leftovers: a download's lock file may be held by a running process
+# (it is removed when the download ends).
+_NOT_SWEPT_SUFFIXES = (".lock",)
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temporary file this app makes: `.enhancer-...`, or an encoder's temporary file of one
+    (`..enhancer-...`). Lock files are not temporary files."""
+    bare = name[1:] if name.startswith("." + TEMP_PREFIX) else name
+    return bare.startswith(TEMP_PREFIX) and not name.endswith(_NOT_SWEPT_SUFFIXES)
+
+
+def sweep_stale_temp(folder: str | os.PathLike, older_than_s: float = 86400) -> list[Path]:
+    """Remove this app's temporary files (see `is_temp_name`) in `folder` (not below it) whose last change is more
+    than `older_than_s` seconds ago: what a crash or a kill -9 left behind. Younger ones may belong to a job that is
+    running now, and every other file is left alone. Returns what was removed; a folder that does not exist or
+    cannot be read gives an empty list, and a file that cannot be removed is skipped (best effort, never an error).
+    """
+    import time
+
+    folder = Path(folder)
+    cutoff = time.time() - older_than_s
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not is_temp_name(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_file(follow_symlinks=False) or info.st_mtime >= cutoff:
+                continue  # a link or a folder is never ours to remove; a young file may be in use
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def sweep_app_folders(older_than_s: float = 86400) -> list[Path]:
+    """`sweep_stale_temp` over the folders the app itself writes: the model store and the cache dir (where disk
+    buffers of huge outputs may go). Called when the CLI or the app starts; output folders are swept when a job
+    starts writing into them (`enhancer.pipeline`)."""
+    from . import paths
+
+    folders = [paths.data_dir() / "models", paths.cache_dir()]
+    removed: list[Path] = []
+    for folder in folders:
+        removed.extend(sweep_stale_temp(folder, older_than_s))
+    return removed

@@ -1,9 +1,20 @@
 """Download catalog models into the model store: streamed, resumable, verified, and installed atomically.
 
-A download goes to `<file>.part` in the store. A dropped connection is resumed with an HTTP `Range` request (as is a
-`.part` left by an earlier run). The finished file must have the catalog's size and sha256, must load through the safe
-loader and must be detected as the catalog's network before it is moved into place (`enhancer.atomic`), so a failed
-download never leaves a model installed. `ENHANCER_MODEL_MIRROR` swaps the URL's base for a mirror, keeping the file name.
+A download goes to `.enhancer-<file>.part` in the store. A dropped connection is resumed with an HTTP `Range`
+request (as is a `.part` left by an earlier run). The finished file must have the catalog's size and sha256, must load
+through the safe loader and must be detected as the catalog's network before it is moved into place
+(`enhancer.atomic`), so a failed download never leaves a model installed, and a checksum is recorded (trust on first
+use) only for a file that passed all of that. `ENHANCER_MODEL_MIRROR` swaps the URL's base for a mirror, keeping the
+file name.
+
+Hostile or unlucky servers and users:
+- one download per model id at a time: a lock file in the store (`.enhancer-<id>.lock`, an OS file lock, so a
+  crashed holder never blocks anyone); a second download of the same id, in this process or another, waits up to
+  `LOCK_WAIT_S` for the first and then uses its file, or fails with "already downloading <id>";
+- at most the catalog's size is received (`MAX_UNKNOWN_SIZE` when the catalog does not know it), counted while the
+  body streams, so a server that sends no Content-Length and never stops is cut off;
+- a redirect never leaves https for a weaker scheme (https to http is refused), and only http(s) is followed;
+- every failure is a `DownloadError` whose message starts with the model id and says why.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__ as _version
 from . import store
-from .atomic import move_into_place
+from .atomic import TEMP_PREFIX, move_into_place
 from .catalog import CatalogEntry, format_size
 from .errors import Cancelled, DownloadError, ModelError
 
@@ -40,6 +51,11 @@ BACKOFF_S = 0.5  # first wait before a retry; doubles after each failure that ma
 BACKOFF_MAX_S = 8.0
 PROGRESS_INTERVAL_S = 0.1
 RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+# The most bytes taken from a server for a model whose catalog entry has no size (the largest released models are
+# a few hundred MB): a server that never stops sending is cut off here.
+MAX_UNKNOWN_SIZE = 2 << 30
+LOCK_WAIT_S = 600.0  # how long a second download of the same model waits for the first one to finish
+LOCK_POLL_S = 0.1
 # Constructor arguments that only size buffers our networks rebuild for the real input, so they may differ from the
 # catalog without changing a single weight (SwinIR's training patch size).
 CONFIG_KEYS_NOT_CHECKED = {"img_size"}
@@ -76,13 +92,17 @@ def download_model(
     cancel: CancelCallback | None = None,
     accept_license: bool = False,
     on_notice: Callable[[str], None] | None = None,
+    *,
+    lock_wait_s: float | None = None,
 ) -> Path:
     """Download, verify and install a catalog model; return its installed path.
 
     `progress(bytes_done, total_or_None, bytes_per_second)` is called as data arrives; `cancel()` returning True stops
     the download (raising Cancelled, leaving nothing behind). `accept_license=True` records acceptance of a licence
     that needs it (show `license_text(entry)` first). `on_notice(text)` receives messages the user should see, such
-    as a checksum recorded on first use. Failures raise DownloadError saying why; nothing is installed then.
+    as a checksum recorded on first use. When another download of the same model runs (another window or process),
+    this one waits up to `lock_wait_s` seconds (default `LOCK_WAIT_S`) and then returns the file that one installed.
+    Failures raise DownloadError, its message starting with the model id and saying why; nothing is installed then.
     """
     try:
         entry = store.get_entry(model_id)
@@ -90,6 +110,41 @@ def download_model(
         raise
     except ModelError as exc:
         raise DownloadError(str(exc)) from None
+    try:
+        return _download_entry(entry, progress, cancel, accept_license, on_notice,
+                               LOCK_WAIT_S if lock_wait_s is None else lock_wait_s)
+    except Cancelled:
+        raise
+    except DownloadError as exc:
+        if str(exc).startswith(f"{entry.id}:"):
+            raise
+        raise DownloadError(f"{entry.id}: {exc}") from None
+    except ModelError as exc:  # from the store (a folder that cannot be created, a refused file name)
+        raise DownloadError(f"{entry.id}: {exc}") from None
+    except OSError as exc:  # a full disk, a folder that went away, a permission changed under us
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise DownloadError(
+            f"{entry.id}: the download failed ({where}{exc.strerror or exc}). Nothing was installed."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a server or a file we did not foresee still ends in a DownloadError
+        raise DownloadError(
+            f"{entry.id}: the download failed ({type(exc).__name__}: {exc}). Nothing was installed."
+        ) from exc
+
+
+def part_path(target: Path) -> Path:
+    """Where the download of `target` collects its bytes (resumed from there by a later run)."""
+    return target.with_name(f"{TEMP_PREFIX}{target.name}.part")
+
+
+def _download_entry(
+    entry: CatalogEntry,
+    progress: ProgressCallback | None,
+    cancel: CancelCallback | None,
+    accept_license: bool,
+    on_notice: Callable[[str], None] | None,
+    lock_wait_s: float,
+) -> Path:
     if entry.is_bundled or entry.imported:
         path = store.installed_path(entry)
         if path is None:
@@ -107,16 +162,32 @@ def download_model(
     existing = store.installed_path(entry)
     if existing is not None:
         return existing
+    with DownloadLock(entry.id, store.model_store(), lock_wait_s, cancel):
+        existing = store.installed_path(entry)  # the download we waited for installed it
+        if existing is not None:
+            return existing
+        return _download_locked(entry, progress, cancel, on_notice)
 
+
+def _download_locked(
+    entry: CatalogEntry,
+    progress: ProgressCallback | None,
+    cancel: CancelCallback | None,
+    on_notice: Callable[[str], None] | None,
+) -> Path:
     expected_sha, expected_size, from_first_use = store.expected_checksum(entry)
     url = source_url(entry)
     target = store.store_file(entry.filename)
-    part = target.with_name(target.name + ".part")
+    part = part_path(target)
+    legacy = target.with_name(target.name + ".part")  # where versions before 0.2 kept it: resumed, not orphaned
+    if legacy.is_file() and not part.exists():
+        os.replace(legacy, part)
     _check_free_space(target.parent, expected_size, part)
+    limit = expected_size if expected_size is not None else MAX_UNKNOWN_SIZE
 
     had_partial = part.is_file() and part.stat().st_size > 0
     try:
-        _fetch(url, part, expected_size, progress, cancel)
+        _fetch(url, part, expected_size, progress, cancel, limit)
         try:
             digest = _check_bytes(entry, url, part, expected_sha, expected_size, from_first_use)
         except DownloadError:
@@ -125,7 +196,7 @@ def download_model(
             # The .part left by an earlier run may belong to another version of the file: start afresh once.
             log.warning("%s: the resumed download did not verify; downloading it again from the start", entry.id)
             part.unlink(missing_ok=True)
-            _fetch(url, part, expected_size, progress, cancel)
+            _fetch(url, part, expected_size, progress, cancel, limit)
             digest = _check_bytes(entry, url, part, expected_sha, expected_size, from_first_use)
         _check_model_and_install(entry, url, part, target)
     except Cancelled:
@@ -135,8 +206,11 @@ def download_model(
         if not getattr(exc, "keep_partial", False):
             part.unlink(missing_ok=True)
         raise
+    except BaseException:
+        part.unlink(missing_ok=True)  # bytes of a download that failed in an unforeseen way are never resumed
+        raise
 
-    if expected_sha is None:
+    if expected_sha is None:  # only now: the file passed size, loader and network checks and is installed
         store.record_checksum(entry, digest, target.stat().st_size, url)
         message = (
             f"{entry.id}: no checksum is published for this file, so its sha256 {digest} was recorded now "
@@ -147,6 +221,103 @@ def download_model(
             on_notice(message)
     log.info("%s: installed %s (%d bytes, sha256 %s)", entry.id, target, target.stat().st_size, digest)
     return target
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One download per model at a time
+
+
+class DownloadLock:
+    """An exclusive lock on `folder/.enhancer-<model_id>.lock` for as long as the `with` block runs.
+
+    An OS file lock (flock on POSIX, a byte-range lock on Windows), so it is held per open file: two threads, two
+    windows or two processes exclude each other, and a holder that crashes releases it with its process. The holder
+    removes the file when it is done; a waiter that locked a file removed meanwhile tries the new one. Waits up to
+    `wait_s` seconds (checking `cancel()`), then raises DownloadError "already downloading <id>".
+    """
+
+    def __init__(self, model_id: str, folder: Path, wait_s: float = LOCK_WAIT_S,
+                 cancel: CancelCallback | None = None) -> None:
+        self.model_id = model_id
+        self.path = Path(folder) / f"{TEMP_PREFIX}{store.sanitised_id(model_id)}.lock"
+        self.wait_s = wait_s
+        self.cancel = cancel
+        self._fd: int | None = None
+
+    def __enter__(self) -> "DownloadLock":
+        deadline = time.monotonic() + max(self.wait_s, 0.0)
+        logged = False
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if _try_lock(fd):
+                try:
+                    current = os.stat(self.path)
+                except FileNotFoundError:
+                    current = None
+                if current is not None and os.path.samestat(os.fstat(fd), current):
+                    self._fd = fd
+                    return self
+                _unlock(fd)  # the holder before us removed this file: lock the one at the path now
+            os.close(fd)
+            if self.cancel and self.cancel():
+                raise Cancelled("download cancelled")
+            if time.monotonic() >= deadline:
+                raise DownloadError(
+                    f"{self.model_id}: already downloading {self.model_id} (in another window or process); "
+                    "try again when that download has finished"
+                )
+            if not logged:
+                log.info("%s: another download of this model is running; waiting for it", self.model_id)
+                logged = True
+            time.sleep(LOCK_POLL_S)
+
+    def __exit__(self, *exc: Any) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if os.name != "nt":
+            self.path.unlink(missing_ok=True)  # while still locked, so no one locks this file after us
+        _unlock(fd)
+        os.close(fd)
+        if os.name == "nt":
+            try:  # Windows cannot remove a file another process holds open; that one removes it later
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def _try_lock(fd: int) -> bool:
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:  # BlockingIOError: held by someone else
+        return False
+
+
+def _unlock(fd: int) -> None:
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        pass
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -177,7 +348,7 @@ def _check_model_and_install(entry: CatalogEntry, url: str, part: Path, target: 
     from .checkpoints import model_from_state_dict, read_state_dict
 
     # The safe loader picks the reader by suffix, so the file is checked under a hidden name that keeps it.
-    checking = target.with_name(f".checking-{target.name}")
+    checking = target.with_name(f"{TEMP_PREFIX}checking-{target.name}")
     os.replace(part, checking)
     try:
         with open(checking, "rb") as fh:
@@ -273,17 +444,46 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_bundle_path())
 
 
+SCHEME_STRENGTH = {"http": 0, "https": 1}
+
+
+class NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects only to http(s), and never from https to a weaker scheme (a downgrade would let anyone on
+    the way swap the file; the checksum is not published for every model)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        old = urlsplit(req.full_url).scheme.lower()
+        new = urlsplit(newurl).scheme.lower()
+        if new not in SCHEME_STRENGTH or SCHEME_STRENGTH[new] < SCHEME_STRENGTH.get(old, 0):
+            raise DownloadError(
+                f"{req.full_url}: refused a redirect (HTTP {code}) from {old} to {new or 'no scheme'} ({newurl}): "
+                "a download never leaves https for a weaker scheme. Nothing was installed."
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    # The certificate context also for an http URL, for a redirect that upgrades it to https.
+    context = _ssl_context()
+    return urllib.request.build_opener(NoDowngradeRedirects(), urllib.request.HTTPSHandler(context=context))
+
+
 def _fetch(
-    url: str, part: Path, expected_size: int | None, progress: ProgressCallback | None, cancel: CancelCallback | None
+    url: str, part: Path, expected_size: int | None, progress: ProgressCallback | None, cancel: CancelCallback | None,
+    limit: int | None = None,
 ) -> None:
-    """Fetch `url` into `part`, resuming after dropped connections; return when `part` holds the whole file."""
+    """Fetch `url` into `part`, resuming after dropped connections; return when `part` holds the whole file.
+    `limit`: the most bytes the file may have (default: `expected_size`, else `MAX_UNKNOWN_SIZE`), enforced as the
+    body streams whatever the server announces."""
+    if limit is None:
+        limit = expected_size if expected_size is not None else MAX_UNKNOWN_SIZE
     total = expected_size
     failures = resumes = 0
     started = time.monotonic()
     received_now = 0  # bytes received in this call, for the rate
     last_report = 0.0
     last_error = ""
-    context = _ssl_context() if url.lower().startswith("https:") else None
+    opener = _opener(url)
 
     def report(done: int, force: bool = False) -> None:
         nonlocal last_report
@@ -299,7 +499,7 @@ def _fetch(
         if total is not None and have == total and have > 0:
             report(have, force=True)
             return
-        if total is not None and have > total:
+        if (total is not None and have > total) or have > limit:
             part.unlink()
             have = 0
         had = have
@@ -308,7 +508,7 @@ def _fetch(
             headers["Range"] = f"bytes={have}-"
         try:
             request = urllib.request.Request(url, headers=headers)
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=context) as response:
+            with opener.open(request, timeout=TIMEOUT_S) as response:
                 mode, have, server_total = _start_body(response, have)
                 if server_total is not None:
                     if expected_size is not None and server_total != expected_size:
@@ -316,14 +516,27 @@ def _fetch(
                             f"{url}: the server offers {server_total} bytes but the model is {expected_size} bytes; "
                             "it is another file. Nothing was installed."
                         )
+                    if server_total > limit:
+                        raise DownloadError(
+                            f"{url}: the server offers {format_size(server_total)}, more than the "
+                            f"{format_size(limit)} a model of unknown size may have. Nothing was installed."
+                        )
                     total = server_total
                 with _open_part(part, mode) as fh:
                     while True:
                         if cancel and cancel():
                             raise Cancelled("download cancelled")
-                        chunk = response.read(CHUNK_BYTES)
+                        # Never more than one byte past the limit, whatever the server announced (or did not).
+                        chunk = response.read(min(CHUNK_BYTES, limit + 1 - have))
                         if not chunk:
                             break
+                        if have + len(chunk) > limit:
+                            what = "the model's size in the catalog" if expected_size is not None else (
+                                "the most a model of unknown size may have")
+                            raise DownloadError(
+                                f"{url}: the server sent more than {limit:,} bytes ({what}); the download was cut "
+                                "off there. Nothing was installed."
+                            )
                         _write(fh, chunk, part)
                         have += len(chunk)
                         received_now += len(chunk)

@@ -21,10 +21,10 @@ import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from . import paths
-from .atomic import AtomicFile
+from .atomic import TEMP_PREFIX, AtomicFile
 from .catalog import (
     SHA256_PATTERN,
     CatalogEntry,
@@ -35,7 +35,7 @@ from .catalog import (
     read_catalog_file,
 )
 from .checkpoints import CHECKPOINT_SUFFIXES, model_from_state_dict, read_state_dict
-from .errors import ModelError
+from .errors import Cancelled, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -251,16 +251,23 @@ def sanitised_id(text: str) -> str:
     return (slug[:60].strip("-") or "model")
 
 
-def import_model(path: str | os.PathLike) -> CatalogEntry:
+def import_model(path: str | os.PathLike, cancel: Callable[[], bool] | None = None) -> CatalogEntry:
     """Copy a model file the user has into the store and make it usable by id.
 
     The file is read only through the safe loader, detected, built and loaded strictly before anything is copied,
-    so a file that is not a model (or carries code) is refused and leaves nothing behind.
+    so a file that is not a model (or carries code) is refused and leaves nothing behind. `cancel()` returning True
+    stops the import between its steps with `Cancelled`; nothing is copied or recorded after that.
     """
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel():
+            raise Cancelled("import cancelled")
+
     source = Path(path).expanduser()
     if not source.is_file():
         raise ModelError(f"{source}: model file not found")
     state = read_state_dict(source)
+    check_cancel()
     try:
         model = model_from_state_dict(state, name=source.stem, source=source)
     except ModelError:
@@ -269,7 +276,9 @@ def import_model(path: str | os.PathLike) -> CatalogEntry:
         raise ModelError(f"{source}: refused: building its network needs more memory than there is") from None
     except Exception as exc:  # an odd file must end in a message that names it, never a traceback
         raise ModelError(f"{source}: the model could not be built ({type(exc).__name__}: {exc})") from None
+    check_cancel()
     digest = sha256_of(source)
+    check_cancel()
 
     data = read_store_index()
     imported = data.get("imported", {})
@@ -291,12 +300,13 @@ def import_model(path: str | os.PathLike) -> CatalogEntry:
 
     target = store_file(filename)
     try:
-        pending = AtomicFile(target, prefix=".import-", suffix=".tmp")
+        pending = AtomicFile(target, prefix=f"{TEMP_PREFIX}import-", suffix=".tmp")
         with pending as copy, open(source, "rb") as original:
             shutil.copyfileobj(original, copy)
             copy.flush()
             if sha256_of(pending.temp) != digest:
                 raise ModelError(f"{source}: the file changed while it was being imported; try again")
+            check_cancel()  # inside the `with`: the copy is discarded, never moved into the store
     except OSError as exc:
         raise ModelError(f"{source}: could not copy it into the model store {store} ({exc.strerror or exc})") from None
 
@@ -326,7 +336,7 @@ def delete_model(model_id: str) -> None:
     if entry.is_bundled:
         raise ModelError(f"{entry.id}: the bundled default model is part of the app and cannot be deleted")
     path = store_file(entry.filename)
-    partial = path.with_name(path.name + ".part")
+    partial = path.with_name(f"{TEMP_PREFIX}{path.name}.part")  # an unfinished download (enhancer.download)
     if not path.is_file() and not partial.is_file() and not entry.imported:
         raise ModelError(f"{entry.id}: not installed, nothing to delete")
     try:

@@ -1,13 +1,15 @@
 """A real HTTP file server on 127.0.0.1 for the download tests, with Range support and scripted misbehaviour.
 
 `ModelServer(files)` serves `{url_name: path}`. Per file it can drop the connection part-way through the first
-responses (`drop_after`), serve damaged bytes (`corrupt`), or ignore Range requests (`no_range`). Every request is
-logged in `requests` as (path, Range header or None, status).
+responses (`drop_after`), serve damaged bytes (`corrupt`), ignore Range requests (`no_range`), send a body without
+Content-Length that never ends (`endless`) or redirect elsewhere (`redirect_to`). With `tls` (an SSL context holding
+a certificate) it serves https. Every request is logged in `requests` as (path, Range header or None, status).
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +23,8 @@ class Behaviour:
     drops: int = 1  # how many responses are cut that way
     corrupt: bool = False  # flip bytes in the middle of the file (same size, wrong content)
     no_range: bool = False  # answer every request with the whole file (200), like servers without Range support
+    endless: bool = False  # no Content-Length, then zeros until the client hangs up
+    redirect_to: str | None = None  # answer 302 with this Location
 
 
 @dataclass
@@ -28,17 +32,21 @@ class ModelServer:
     files: dict[str, Path]
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     requests: list[tuple[str, str | None, int]] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+    sent: dict[str, int] = field(default_factory=dict)  # body bytes written per file (for the endless body)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="model-server", daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{port}/"
 
     def __enter__(self) -> "ModelServer":
         self._thread.start()
@@ -84,8 +92,30 @@ class ModelServer:
                     server._log(name, range_header, 404)
                     self.send_error(404, "Not Found")
                     return
-                data = server.body(name)
                 behaviour = server.behaviours.get(name, Behaviour())
+                if behaviour.redirect_to:
+                    server._log(name, range_header, 302)
+                    self.send_response(302)
+                    self.send_header("Location", behaviour.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if behaviour.endless:
+                    server._log(name, range_header, 200)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    zeros = bytes(64 * 1024)
+                    try:
+                        while True:
+                            self.wfile.write(zeros)
+                            with server._lock:
+                                server.sent[name] = server.sent.get(name, 0) + len(zeros)
+                    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                        return
+                data = server.body(name)
                 start, end, status = 0, len(data) - 1, 200
                 if range_header and not behaviour.no_range:
                     match = re.fullmatch(r"bytes=(\d+)-(\d*)", range_header.strip())

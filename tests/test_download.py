@@ -75,8 +75,12 @@ def test_a_dropped_connection_is_resumed_with_range(monkeypatch, weights):
     assert store_names() == ["mobilesr_x4.pth"]
 
 
-def test_a_part_file_from_an_earlier_run_is_resumed(monkeypatch, weights):
-    (store.model_store() / "mobilesr_x4.pth.part").write_bytes(weights.read_bytes()[:1_000_000])
+@pytest.mark.parametrize("legacy_name", [False, True], ids=["prefixed", "legacy"])
+def test_a_part_file_from_an_earlier_run_is_resumed(monkeypatch, weights, legacy_name):
+    target = store.model_store() / "mobilesr_x4.pth"
+    part = target.with_name(target.name + ".part") if legacy_name else download.part_path(target)
+    assert legacy_name or part.name == ".enhancer-mobilesr_x4.pth.part"
+    part.write_bytes(weights.read_bytes()[:1_000_000])
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
         path = download.download_model("mobilesr-x4")
     assert server.requests == [("mobilesr_x4.pth", "bytes=1000000-", 206)]
@@ -84,7 +88,7 @@ def test_a_part_file_from_an_earlier_run_is_resumed(monkeypatch, weights):
 
 
 def test_a_stale_part_file_that_does_not_verify_is_downloaded_again(monkeypatch, weights):
-    (store.model_store() / "mobilesr_x4.pth.part").write_bytes(b"\0" * 1_000_000)  # another file's beginning
+    download.part_path(store.model_store() / "mobilesr_x4.pth").write_bytes(b"\0" * 1_000_000)  # another file's start
     with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
         path = download.download_model("mobilesr-x4")
     assert [r[1] for r in server.requests] == ["bytes=1000000-", None]
@@ -240,3 +244,140 @@ def test_trust_on_first_use_records_the_checksum_and_enforces_it(tmp_path, monke
         notices.clear()
         download.download_model("test-mobilesr-x2", on_notice=notices.append)
     assert notices == []  # verified against the recorded checksum, nothing new to trust
+
+
+# ------------------------------------------------------------------------------------------- hostile servers, races
+
+
+def test_two_downloads_of_the_same_model_at_once_give_one_good_file(monkeypatch, weights):
+    import threading
+    import time
+
+    monkeypatch.setattr(download, "CHUNK_BYTES", 64 * 1024)
+    results: dict[str, object] = {}
+    second_started = threading.Event()
+
+    def second() -> None:
+        second_started.set()
+        try:
+            results["second"] = download.download_model("mobilesr-x4")
+        except Exception as exc:  # noqa: BLE001 - reported by the asserts below
+            results["second"] = exc
+
+    def slow_progress(done, total, rate) -> None:
+        if not second_started.is_set():  # the second download starts while the first is mid-way
+            threading.Thread(target=second, daemon=True).start()
+            second_started.wait()
+            time.sleep(0.5)
+
+    with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
+        first = download.download_model("mobilesr-x4", progress=slow_progress)
+        deadline = time.monotonic() + 60
+        while "second" not in results and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert results["second"] == first, results
+    assert store.sha256_of(first) == MOBILESR_SHA256
+    assert server.requests == [("mobilesr_x4.pth", None, 200)]  # the second waited and used the first one's file
+    assert store_names() == ["mobilesr_x4.pth"]  # no .part, no lock file left
+
+
+def test_a_second_download_that_waits_too_long_says_already_downloading(monkeypatch, weights):
+    with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
+        with download.DownloadLock("mobilesr-x4", store.model_store()):  # another process's download, as it runs
+            with pytest.raises(DownloadError, match="^mobilesr-x4: already downloading mobilesr-x4"):
+                download.download_model("mobilesr-x4", lock_wait_s=0.3)
+        assert server.requests == []
+        assert store.sha256_of(download.download_model("mobilesr-x4")) == MOBILESR_SHA256  # free again afterwards
+
+
+SIZED_ENTRY = (
+    '\n[[model]]\nid = "test-endless"\nname = "t"\ntask = "sr"\nscale = 2\narch = "mobilesr"\n'
+    'url = "https://example.org/models/endless.pth"\n{size}'
+    "config = { n_feats = 16, n_heads = 4, ratios = [2, 2], upscaling_factor = 2 }\n"
+)
+
+
+@pytest.mark.parametrize("known_size", [True, False], ids=["catalog-size", "unknown-size"])
+def test_an_endless_body_without_content_length_is_cut_at_the_cap(tmp_path, monkeypatch, known_size):
+    cap = 300_000
+    use_test_catalog(tmp_path, monkeypatch, SIZED_ENTRY.replace("{size}", f"size = {cap}\n" if known_size else ""))
+    if not known_size:
+        monkeypatch.setattr(download, "MAX_UNKNOWN_SIZE", cap)
+    body = tmp_path / "endless.pth"
+    body.write_bytes(b"")
+    with serve(monkeypatch, {"endless.pth": body}, endless__pth=Behaviour(endless=True)) as server:
+        with pytest.raises(DownloadError, match=f"^test-endless: .*sent more than {cap:,} bytes") as error:
+            download.download_model("test-endless")
+    print(error.value, f"(the server got to write {server.sent['endless.pth']:,} bytes)")
+    assert "Nothing was installed" in str(error.value)
+    assert store_names() == []  # nothing kept, no checksum learnt
+
+
+def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a certificate for the local https server")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def local_tls(tmp_path, monkeypatch):
+    """An SSL context for a local https server, and the downloads trusting its certificate (instead of certifi's)."""
+    import ssl
+
+    cert, key = _self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setattr(download, "ca_bundle_path", lambda: str(cert))
+    return context
+
+
+def test_an_https_to_http_redirect_is_refused(monkeypatch, weights, local_tls):
+    with ModelServer({"mobilesr_x4.pth": weights}) as plain:
+        downgrade = Behaviour(redirect_to=plain.base_url + "mobilesr_x4.pth")
+        with ModelServer({"mobilesr_x4.pth": weights}, {"mobilesr_x4.pth": downgrade}, tls=local_tls) as secure:
+            monkeypatch.setenv("ENHANCER_MODEL_MIRROR", secure.base_url)
+            with pytest.raises(DownloadError, match="^mobilesr-x4: .*refused a redirect .*from https to http") as error:
+                download.download_model("mobilesr-x4")
+    print(error.value)
+    assert secure.requests == [("mobilesr_x4.pth", None, 302)]
+    assert plain.requests == []  # the weaker URL was never asked
+    assert store_names() == []
+
+
+def test_https_works_and_an_http_to_https_redirect_is_followed(monkeypatch, weights, local_tls):
+    with ModelServer({"mobilesr_x4.pth": weights}, tls=local_tls) as secure:
+        upgrade = Behaviour(redirect_to=secure.base_url + "mobilesr_x4.pth")
+        with ModelServer({"mobilesr_x4.pth": weights}, {"mobilesr_x4.pth": upgrade}) as plain:
+            monkeypatch.setenv("ENHANCER_MODEL_MIRROR", plain.base_url)
+            path = download.download_model("mobilesr-x4")
+    assert store.sha256_of(path) == MOBILESR_SHA256
+    assert plain.requests == [("mobilesr_x4.pth", None, 302)] and secure.requests == [("mobilesr_x4.pth", None, 200)]
+
+
+def test_a_redirect_to_another_scheme_is_refused(monkeypatch, weights):
+    with serve(monkeypatch, {"mobilesr_x4.pth": weights},
+               mobilesr_x4__pth=Behaviour(redirect_to="ftp://127.0.0.1/mobilesr_x4.pth")):
+        with pytest.raises(DownloadError, match="^mobilesr-x4: "):
+            download.download_model("mobilesr-x4")
+    assert store_names() == []
+
+
+def test_an_unforeseen_failure_is_a_download_error_naming_the_model(monkeypatch, weights):
+    def broken_install(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/somewhere/.enhancer-checking-x.pth")
+
+    monkeypatch.setattr(download, "_check_model_and_install", broken_install)
+    with serve(monkeypatch, {"mobilesr_x4.pth": weights}):
+        with pytest.raises(DownloadError, match=r"^mobilesr-x4: the download failed \(/somewhere/") as error:
+            download.download_model("mobilesr-x4")
+    print(error.value)
+    assert store_names() == []
+    assert store.recorded_checksum(store.get_entry("mobilesr-x4")) is None  # nothing recorded as trusted
