@@ -165,7 +165,9 @@ def _side_from_text(name: str, text: str, whole: str) -> int:
         except ValueError:  # not a number at all: e.g. "hello" is no "h" + a height
             raise ValueError(f"not an output size: {whole!r}; use {_FORMS}") from None
         raise ValueError(f"not an output size: {whole!r}: the {name} must be a whole number of pixels, got {text!r}")
-    return _positive_side(name, int(text))
+    if int(text) < 1:
+        raise ValueError(f"not an output size: {whole!r}: the {name} must be at least 1 pixel")
+    return int(text)
 
 
 def _scale_from_text(text: str, whole: str) -> float:
