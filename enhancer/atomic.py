@@ -194,12 +194,13 @@ def sweep_stale_temp(folder: str | os.PathLike, older_than_s: float = 86400) -> 
 
 
 def sweep_app_folders(older_than_s: float = 86400) -> list[Path]:
-    """`sweep_stale_temp` over the folders the app itself writes: the model store and the cache dir (where disk
-    buffers of huge outputs may go). Called when the CLI or the app starts; output folders are swept when a job
+    """`sweep_stale_temp` over the folders the app itself writes: the model store, the cache dir (where disk buffers
+    of huge outputs may go) and the compiled backends' graph folder. Called when the CLI or the app starts; output folders are swept when a job
     starts writing into them (`enhancer.pipeline`)."""
     from . import paths
+    from .backends.export import graphs_dir
 
-    folders = [paths.data_dir() / "models", paths.cache_dir()]
+    folders = [paths.data_dir() / "models", paths.cache_dir(), graphs_dir()]
     removed: list[Path] = []
     for folder in folders:
         removed.extend(sweep_stale_temp(folder, older_than_s))

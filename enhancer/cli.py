@@ -225,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help/--version
         return int(exc.code or 0)
     _log_through_tqdm()
+    from .atomic import sweep_app_folders
+
+    sweep_app_folders()  # temporary files a crash or a kill left in the model store and the cache, over a day old
     managing = args.list_models or args.download or args.import_paths
     if not args.inputs and not managing:
         parser.print_usage(sys.stderr)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
+from .atomic import sweep_stale_temp
 from .errors import Cancelled, EnhancerError, ModelError
 from .imageio import (
     FORMAT_NAMES, IMAGE_EXTENSIONS, STRIP_METADATA, format_notes, output_extension, output_format, read_photo,
@@ -459,6 +460,7 @@ def run_job(
 
     results: list[FileResult] = []
     planned: set[Path] = set()
+    swept: set[Path] = set()
     for index, item in enumerate(items, start=1):
         if cancel is not None and cancel.is_set():
             raise _cancelled(results)
@@ -466,6 +468,10 @@ def run_job(
             results.append(item)
             emit(FileFinished(index, total, item))
             continue
+        folder = output_folder(item, output_dir, job.recursive)
+        if folder not in swept:  # what a crash left in a folder this job writes into, over a day old
+            swept.add(folder)
+            sweep_stale_temp(folder)
         try:
             estimate = _estimate_seconds(job, item.path, models, cancel) if job.estimate else None
         except Cancelled:

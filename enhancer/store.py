@@ -186,7 +186,7 @@ def read_store_index() -> dict[str, Any]:
 
 def _write_store_index(data: dict[str, Any]) -> None:
     data = dict(data, version=STORE_INDEX_VERSION)
-    with AtomicFile(model_store() / STORE_INDEX, "w", encoding="utf-8", prefix=".store-", suffix=".json.tmp") as fh:
+    with AtomicFile(model_store() / STORE_INDEX, "w", encoding="utf-8", prefix=f"{TEMP_PREFIX}store-", suffix=".json.tmp") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
 
 

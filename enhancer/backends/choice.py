@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import AtomicFile
+from ..atomic import TEMP_PREFIX, AtomicFile
 from ..devices import cpu_capabilities
 from .export import graphs_dir
 
@@ -61,7 +61,7 @@ def _load() -> dict[str, dict[str, Any]]:
 def _save(choices: dict[str, dict[str, Any]]) -> None:
     path = graphs_dir() / CHOICES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with AtomicFile(path, "w", encoding="utf-8", prefix=".choices-", suffix=".json.tmp") as out:
+    with AtomicFile(path, "w", encoding="utf-8", prefix=f"{TEMP_PREFIX}choices-", suffix=".json.tmp") as out:
         json.dump(choices, out, indent=1, sort_keys=True)
 
 

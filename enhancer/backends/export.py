@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .. import paths
-from ..atomic import AtomicFile
+from ..atomic import TEMP_PREFIX, AtomicFile
 from ..errors import EnhancerError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def export_onnx(model: Any, shape: tuple[int, ...], rebuild: bool = False) -> Pa
     net = model.net
     example = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     try:
-        with AtomicFile(path, prefix=f".{path.name}.", suffix=".part") as out, torch.no_grad():
+        with AtomicFile(path, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".part") as out, torch.no_grad():
             torch.onnx.export(net, (example,), out, opset_version=OPSET, input_names=["input"],
                               output_names=["output"], dynamo=False)
     except Exception as exc:  # noqa: BLE001 - an exporter failure: the caller falls back to torch
