@@ -601,7 +601,7 @@ def output_format(photo: Photo, format: str = "same", size: tuple[int, int] | No
     if name == "same":
         wanted = SAME_FORMAT.get(photo.format.upper(), "PNG")
         longest = max(size) if size else max(photo.width, photo.height)
-        if wanted not in Image.SAVE or longest > MAX_SIDE.get(wanted, longest):
+        if not _can_write(wanted) or longest > MAX_SIDE.get(wanted, longest):
             return "PNG"
         return wanted
     if name not in FORMAT_NAMES:
