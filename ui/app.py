@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+# "system", "light" or "dark": overrides the Settings' theme (for tests and screenshots of either palette).
+THEME_ENV = "ENHANCER_THEME"
+# After the window closed, how long the process waits for workers that were still stopping (one model load or tile)
+# before it exits anyway; they write nothing after the cancel, so nothing is lost by not waiting longer.
+BACKGROUND_EXIT_WAIT_S = 30.0
 
 
 def resource_path(name: str) -> Path:
@@ -17,15 +23,35 @@ def resource_path(name: str) -> Path:
     return RESOURCES / name
 
 
-def apply_style(app) -> None:
-    """Fusion everywhere, with the platform's light or dark palette (Qt 6.5+ reports the colour scheme)."""
+def chosen_theme(setting: str = "system") -> str:
+    """The theme to use: `ENHANCER_THEME` when set to a known one, else the setting ("system", "light" or "dark")."""
+    from .settings import THEMES
+
+    override = os.environ.get(THEME_ENV, "").strip().lower()
+    if override in THEMES:
+        return override
+    return setting if setting in THEMES else "system"
+
+
+def system_is_dark(app) -> bool:
+    """Whether the desktop asks for a dark scheme (Qt 6.5+ reports it; older Qt: judged by the platform palette)."""
     from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+
+    scheme = getattr(app.styleHints(), "colorScheme", lambda: None)()
+    if scheme is not None and scheme != Qt.ColorScheme.Unknown:
+        return scheme == Qt.ColorScheme.Dark
+    window = app.palette().color(QPalette.ColorRole.Window)
+    return window.lightness() < 128
+
+
+def apply_style(app, theme: str = "system") -> bool:
+    """Fusion everywhere, with a light or a dark palette: the desktop's choice for "system". True when dark."""
     from PySide6.QtGui import QColor, QPalette
 
     app.setStyle("Fusion")
-    hints = app.styleHints()
-    scheme = getattr(hints, "colorScheme", lambda: None)()
-    if scheme == Qt.ColorScheme.Dark:
+    dark = theme == "dark" or (theme == "system" and system_is_dark(app))
+    if dark:
         palette = QPalette()
         base, window, text = QColor(30, 30, 30), QColor(45, 45, 45), QColor(230, 230, 230)
         for role, colour in (
@@ -41,13 +67,21 @@ def apply_style(app) -> None:
             (QPalette.ColorRole.Highlight, QColor(42, 130, 218)),
             (QPalette.ColorRole.HighlightedText, QColor(255, 255, 255)),
             (QPalette.ColorRole.PlaceholderText, QColor(150, 150, 150)),
+            (QPalette.ColorRole.Light, QColor(70, 70, 70)),
+            (QPalette.ColorRole.Midlight, QColor(58, 58, 58)),
+            (QPalette.ColorRole.Mid, QColor(40, 40, 40)),
+            (QPalette.ColorRole.Dark, QColor(25, 25, 25)),
+            (QPalette.ColorRole.Shadow, QColor(0, 0, 0)),
+            (QPalette.ColorRole.Link, QColor(90, 160, 240)),
+            (QPalette.ColorRole.BrightText, QColor(255, 80, 80)),
         ):
             palette.setColor(role, colour)
-        palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor(120, 120, 120))
-        palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor(120, 120, 120))
+        for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+            palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
         app.setPalette(palette)
     else:
         app.setPalette(app.style().standardPalette())
+    return dark
 
 
 def make_file_open_handler(app):
@@ -117,16 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Photo Enhancer")
     app.setOrganizationName("photo-enhancer")
     app.setWindowIcon(QIcon(str(resource_path("icon.png"))))
-    apply_style(app)
 
     from .main_window import MainWindow
+    from .settings import Settings
+    from .workers import wait_for_background
 
-    window = MainWindow()
+    settings = Settings.load()
+    apply_style(app, chosen_theme(settings.theme))
+    window = MainWindow(settings)
     window.show()
     if args.photo:
         window.open_photo(args.photo)
     file_opens.attach(window)  # a photo from Finder's "Open With" that came in before the window existed
-    return app.exec()
+    code = app.exec()
+    if not wait_for_background(BACKGROUND_EXIT_WAIT_S):
+        # A worker stuck past its cancel (it writes nothing after it): do not keep a windowless process alive.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

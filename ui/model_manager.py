@@ -28,7 +28,7 @@ from enhancer.download import download_model, license_text
 from enhancer.errors import Cancelled
 
 from .model_list import grouped_catalog
-from .workers import CallRunnable, readable_error
+from .workers import CallRunnable, readable_error, stop_workers
 
 COLUMNS = ("Task", "Model", "Licence", "Size", "State")
 
@@ -49,6 +49,9 @@ class DownloadRunnable(QRunnable):
         self.cancel_flag = threading.Event()
         self.signals = DownloadSignals()
         self.notices: list[str] = []
+
+    def cancel(self) -> None:
+        self.cancel_flag.set()
 
     def run(self) -> None:
         try:
@@ -229,7 +232,7 @@ class ModelManagerDialog(QDialog):
 
     def download_selected(self) -> None:
         model_id = self.selected_id()
-        if model_id is None or self._download is not None:
+        if model_id is None or self.is_busy():
             return
         entry = store.get_entry(model_id)
         accept = False
@@ -289,7 +292,10 @@ class ModelManagerDialog(QDialog):
 
     def import_file(self, path: str) -> None:
         """Check and copy the file in the pool (it may be hundreds of MB); the table updates when done."""
-        runnable = CallRunnable(store.import_model, path)
+        if self.is_busy():  # one change to the store at a time
+            self.status.setText("Wait for the running download or import to finish first.")
+            return
+        runnable = CallRunnable(store.import_model, path, pass_cancel=True)
         runnable.signals.done.connect(self._imported)
         runnable.signals.failed.connect(self._import_failed)
         self._import = runnable
@@ -312,12 +318,15 @@ class ModelManagerDialog(QDialog):
         self.last_message = message
         self.status.setText("")
         self._update_buttons()
+        if message == "cancelled":  # the dialog is closing: nothing to report
+            self.importEnded.emit("cancelled")
+            return
         QMessageBox.warning(self, "Import failed", message)
         self.importEnded.emit("failed")
 
     def delete_selected(self, confirm: bool = True) -> None:
         model_id = self.selected_id()
-        if model_id is None:
+        if model_id is None or self.is_busy():
             return
         entry = store.get_entry(model_id)
         if confirm:
@@ -333,12 +342,18 @@ class ModelManagerDialog(QDialog):
         self.refresh()
         self.catalogChanged.emit()
 
+    def is_busy(self) -> bool:
+        return self._download is not None or self._import is not None
+
+    def _stop(self) -> None:
+        """Cancel a download or import and wait a moment; one that cannot stop in time ends in the background, and
+        the engine then keeps nothing of it (the download's part file and the import's copy are removed)."""
+        stop_workers(self.pool, [self._download, self._import])
+
     def closeEvent(self, event) -> None:
-        self.cancel_download()
-        self.pool.waitForDone()
+        self._stop()
         super().closeEvent(event)
 
     def reject(self) -> None:
-        self.cancel_download()
-        self.pool.waitForDone()
+        self._stop()
         super().reject()

@@ -1,4 +1,5 @@
-"""Settings: device, precision, tile size and the output options (format, quality, naming, location)."""
+"""Settings: device, precision, tile size, the output options (format, quality, naming, location), privacy (what
+metadata the outputs keep), where pasted images go, and the theme."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from enhancer.options import BACKENDS, DEVICES, OUTPUT_FORMATS, PRECISIONS
+from enhancer.options import BACKENDS, DEVICES, PRECISIONS
 
-from .settings import Settings
+from .settings import STRIP_METADATA_CHOICES, THEMES, Settings, output_formats
 
 TILE_CHOICES = ("auto", "128", "192", "256", "384", "512", "768", "1024")
 
@@ -34,7 +35,7 @@ class OutputOptions(QWidget):
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.format_combo = QComboBox(self)
-        self.format_combo.addItems(OUTPUT_FORMATS)
+        self.format_combo.addItems(output_formats())  # only what this install can write
         self.format_combo.setCurrentText(settings.output_format)
         form.addRow("Format:", self.format_combo)
         self.quality_spin = QSpinBox(self)
@@ -110,6 +111,26 @@ class SettingsDialog(QDialog):
         self.skip_check = QCheckBox("Skip photos whose output already exists (batches)", self)
         self.skip_check.setChecked(settings.skip_existing)
         form.addRow("", self.skip_check)
+        self.metadata_combo = QComboBox(self)
+        for key, label in STRIP_METADATA_CHOICES:
+            self.metadata_combo.addItem(label, key)
+        self.metadata_combo.setCurrentIndex(max(0, self.metadata_combo.findData(settings.strip_metadata)))
+        self.metadata_combo.setToolTip("What the enhanced photos keep of the original's metadata. Removing the location "
+                                       "drops GPS and place fields; the colour profile and camera data stay.")
+        form.addRow("Privacy:", self.metadata_combo)
+        self.paste_edit = QLineEdit(settings.paste_folder, self)
+        self.paste_edit.setToolTip("Images pasted with Ctrl+V are saved here as PNG, and their results next to them")
+        paste_browse = QPushButton("Browse…", self)
+        paste_browse.clicked.connect(self._browse_paste_folder)
+        paste_row = QHBoxLayout()
+        paste_row.addWidget(self.paste_edit, 1)
+        paste_row.addWidget(paste_browse)
+        form.addRow("Pasted images:", paste_row)
+        self.theme_combo = QComboBox(self)
+        for theme in THEMES:
+            self.theme_combo.addItem({"system": "Follow the system"}.get(theme, theme.capitalize()), theme)
+        self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(settings.theme)))
+        form.addRow("Theme:", self.theme_combo)
         layout.addLayout(form)
         self.output = OutputOptions(settings, self)
         layout.addWidget(self.output)
@@ -117,6 +138,11 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def _browse_paste_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for pasted images", self.paste_edit.text())
+        if folder:
+            self.paste_edit.setText(folder)
 
     def _mark_precisions(self) -> None:
         """Every precision stays on offer; one the chosen device cannot run is marked, e.g. "bf16 (not supported by
@@ -141,4 +167,14 @@ class SettingsDialog(QDialog):
         tile = self.tile_combo.currentText().strip()
         settings.tile = tile if tile.isdigit() and int(tile) >= 16 else "auto"
         settings.skip_existing = self.skip_check.isChecked()
+        settings.strip_metadata = self.metadata_combo.currentData()
+        settings.paste_folder = self.paste_edit.text().strip() or settings.paste_folder
+        theme = self.theme_combo.currentData()
+        if theme != settings.theme:
+            from PySide6.QtWidgets import QApplication
+
+            from .app import apply_style, chosen_theme
+
+            settings.theme = theme
+            apply_style(QApplication.instance(), chosen_theme(theme))  # at once, not only after a restart
         self.output.apply(settings)

@@ -1,22 +1,71 @@
 """Background work on the QThreadPool: enhancement jobs, photo decoding, downloads and other engine calls.
 
 Each runnable owns a small QObject whose signals carry results back to the UI thread (queued across threads). The UI
-never blocks on them; closing the window sets the cancel flag and waits for the pool.
+never blocks on them. Closing a window cancels its workers and waits a moment (`stop_workers`); a worker that cannot
+stop by then (one model load or one tile cannot be interrupted) is left to finish in the background, silenced, and
+writes nothing: the engine checks the cancel flag before every write.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from PySide6.QtCore import QObject, QRunnable, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from enhancer.errors import Cancelled, EnhancerError
 
 log = logging.getLogger(__name__)
+
+# How long closing a window waits for its cancelled workers: the app must close within 2 s at any point of a job.
+CLOSE_WAIT_MS = 1500
+# Pools whose workers did not stop in time, with the runnables they run (kept referenced until they are done).
+_left_running: list[tuple[QThreadPool, list[QRunnable]]] = []
+
+
+def stop_workers(pool: QThreadPool, runnables: Iterable[Any], wait_ms: int = CLOSE_WAIT_MS) -> bool:
+    """Cancel `runnables` (anything with `cancel()`; None is skipped) and wait at most `wait_ms` for `pool`.
+
+    True when the pool is idle. Otherwise the pool is detached from its window, so that destroying the window does not
+    wait for it either, and kept with its runnables until they end; their signals are blocked, so nothing reaches a
+    window that is gone. Never blocks longer than `wait_ms`."""
+    running = [runnable for runnable in runnables if runnable is not None]
+    for runnable in running:
+        runnable.cancel()
+    if any(left is pool for left, _ in _left_running):  # stopped before (closeEvent, then reject): no second wait
+        return pool.activeThreadCount() == 0
+    if pool.waitForDone(wait_ms):
+        return True
+    for runnable in running:
+        signals = getattr(runnable, "signals", None)
+        if signals is not None:
+            signals.blockSignals(True)
+    pool.setParent(None)
+    _left_running.append((pool, running))
+    log.info("%d worker(s) still stopping in the background", pool.activeThreadCount())
+    return False
+
+
+def background_workers() -> int:
+    """How many workers of closed windows are still stopping."""
+    _left_running[:] = [(pool, keep) for pool, keep in _left_running if pool.activeThreadCount() > 0]
+    return sum(pool.activeThreadCount() for pool, _ in _left_running)
+
+
+def wait_for_background(timeout_s: float) -> bool:
+    """Wait up to `timeout_s` for the workers left running by closed windows; True when none is left."""
+    deadline = time.monotonic() + timeout_s
+    while background_workers():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        for pool, _ in list(_left_running):
+            pool.waitForDone(int(min(remaining, 0.1) * 1000))
+    return True
 
 
 def readable_error(exc: BaseException) -> str:
@@ -93,13 +142,15 @@ class CallSignals(QObject):
 
 class CallRunnable(QRunnable):
     """Runs `function(*args)` in the pool; `done(result)` or `failed(message)`. For photo decoding, downloads and the
-    device description (which imports torch)."""
+    device description (which imports torch). `pass_cancel`: the function also gets `cancel=` (a callable that
+    returns True once `cancel()` was called), e.g. `store.import_model`."""
 
-    def __init__(self, function: Callable[..., Any], *args: Any):
+    def __init__(self, function: Callable[..., Any], *args: Any, pass_cancel: bool = False):
         super().__init__()
         self.setAutoDelete(False)
         self.function = function
         self.args = args
+        self.pass_cancel = pass_cancel
         self.cancel_flag = threading.Event()
         self.signals = CallSignals()
 
@@ -108,7 +159,10 @@ class CallRunnable(QRunnable):
 
     def run(self) -> None:
         try:
-            result = self.function(*self.args)
+            if self.pass_cancel:
+                result = self.function(*self.args, cancel=self.cancel_flag.is_set)
+            else:
+                result = self.function(*self.args)
         except Cancelled:
             self.signals.failed.emit("cancelled")
         except BaseException as exc:  # noqa: BLE001
