@@ -4,13 +4,18 @@ Painting maps only the visible part of the image to the screen (`drawPixmap` wit
 pre-shrunk pyramid level when zoomed out, and never converts an image per frame, so a 4000×3000 result pans smoothly.
 Image coordinates are those of the "after" image; "before" is drawn scaled up by the model's factor with smooth
 interpolation so both line up pixel for pixel.
+
+Region preview: Shift+drag (or a plain drag with the region tool on, `set_select_mode`) draws a rectangle, kept in
+the photo's own pixels (`selection`). A region result (`set_region_result`) is drawn over the photo inside its box: the
+left image left of the split and the right one right of it (or in the two panes side by side), e.g. before/after of one
+model, or model A against model B.
 """
 
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -18,6 +23,7 @@ MIN_ZOOM = 1 / 64
 MAX_ZOOM = 32.0
 ZOOM_STEP = 1.25
 HANDLE_GRAB_PX = 8
+MIN_SELECTION_PX = 4  # a drag shorter than this (widget pixels) is a click: it clears the selection
 
 
 class _Layer:
@@ -39,10 +45,22 @@ class _Layer:
         return chosen, ratio
 
 
+class _Region:
+    """A region result: the box in photo pixels and the images shown left and right of the split inside it."""
+
+    def __init__(self, box: QRect, left: QImage | None, right: QImage, left_label: str, right_label: str):
+        self.box = QRect(box)
+        self.left = QPixmap.fromImage(left) if left is not None else None
+        self.right = QPixmap.fromImage(right)
+        self.labels = (left_label, right_label)
+        self.right_size = right.size()
+
+
 class CompareView(QWidget):
     """Shows `before` alone, or `before` and `after` with a draggable split or side by side."""
 
     zoomChanged = Signal(float)  # 1.0 = 100 %: one image pixel per device pixel
+    selectionChanged = Signal(object)  # the selected region as a QRect in photo pixels, or None
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -60,8 +78,13 @@ class CompareView(QWidget):
         self._fit = True  # keep fitting on resize until the user zooms
         self._split = 0.5  # slider position as a fraction of the widget width
         self._mode = "slider"
-        self._drag: str | None = None  # "split" or "pan"
+        self._drag: str | None = None  # "split", "pan" or "select"
         self._last_pos = QPointF()
+        self._press_pos = QPointF()
+        self._selection: QRectF | None = None  # photo pixels
+        self._select_from = QPointF()  # where a selection drag started, in photo pixels
+        self._select_mode = False  # a plain drag selects instead of panning
+        self._region: _Region | None = None
         self.placeholder = "Drop a photo here, or press Ctrl+O to open one"
 
     # ----- content
@@ -69,8 +92,11 @@ class CompareView(QWidget):
         """Show a new photo alone; any previous result is dropped."""
         self._before = _Layer(levels or [image], 1.0)
         self._after = None
+        self._region = None
+        self._selection = None
         self._width, self._height = float(image.width()), float(image.height())
         self.fit()
+        self.selectionChanged.emit(None)
 
     def set_after(self, image: QImage, levels: list[QImage] | None = None) -> None:
         """Add the result; the view keeps showing the same part of the photo."""
@@ -78,6 +104,7 @@ class CompareView(QWidget):
             raise ValueError("set_before must come first")
         factor = image.width() / self._before.size.width()
         old_width = self._width
+        self._region = None  # the full result supersedes a region preview
         self._after = _Layer(levels or [image], 1.0)
         self._width, self._height = float(image.width()), float(image.height())
         self._before.scale = self._before.size.width() / self._width
@@ -111,6 +138,109 @@ class CompareView(QWidget):
 
     def after_size(self):
         return self._after.size if self._after else None
+
+    # ----- region selection and region results (photo pixels)
+    def _photo_per_image(self) -> float:
+        """Photo pixels per image coordinate (below 1 once a larger result is shown)."""
+        return self._before.scale if self._before is not None else 1.0
+
+    def _photo_bounds(self) -> QRectF:
+        if self._before is None:
+            return QRectF()
+        return QRectF(0, 0, self._before.size.width(), self._before.size.height())
+
+    def selection(self) -> QRect | None:
+        """The rectangle the user drew, in photo pixels (clipped to the photo), or None."""
+        if self._selection is None:
+            return None
+        return _whole_pixels(self._selection)
+
+    def set_selection(self, rect: QRect | QRectF | None) -> None:
+        if rect is None or self._before is None:
+            self._selection = None
+        else:
+            clipped = QRectF(rect).normalized().intersected(self._photo_bounds())
+            self._selection = clipped if clipped.width() >= 1 and clipped.height() >= 1 else None
+        self.update()
+        self.selectionChanged.emit(self.selection())
+
+    def clear_selection(self) -> None:
+        self.set_selection(None)
+
+    @property
+    def select_mode(self) -> bool:
+        return self._select_mode
+
+    def set_select_mode(self, on: bool) -> None:
+        """With it on, a plain drag draws the region (Shift+drag always does)."""
+        self._select_mode = bool(on)
+        self.unsetCursor()
+
+    def visible_region(self) -> QRect | None:
+        """The part of the photo shown in the (first) pane, in photo pixels, or None without a photo."""
+        if self._before is None:
+            return None
+        pane = self._panes()[0]
+        top_left = self._to_image(pane, pane.topLeft())
+        bottom_right = self._to_image(pane, pane.bottomRight())
+        per = self._photo_per_image()
+        visible = QRectF(top_left * per, bottom_right * per).intersected(self._photo_bounds())
+        return _whole_pixels(visible) if not visible.isEmpty() else None
+
+    def set_region_result(self, box: QRect, left: QImage | None, right: QImage, left_label: str = "Before",
+                          right_label: str = "After") -> None:
+        """Show `right` (and `left`, when given: else the photo itself) over the photo inside `box` (photo pixels), each
+        on its side of the split, and zoom to the box. Both images cover the whole box, at any scale."""
+        if self._before is None:
+            raise ValueError("set_before must come first")
+        self._region = _Region(box, left, right, left_label, right_label)
+        self.fit_region(box)
+
+    def clear_region_result(self) -> None:
+        self._region = None
+        if self._fit:
+            self.fit()
+        self.update()
+
+    def has_region_result(self) -> bool:
+        return self._region is not None
+
+    def region_box(self) -> QRect | None:
+        return QRect(self._region.box) if self._region is not None else None
+
+    def region_labels(self) -> tuple[str, str] | None:
+        return self._region.labels if self._region is not None else None
+
+    def fit_region(self, box: QRect) -> None:
+        """Zoom so that `box` (photo pixels) fills the view, with a little of the photo around it."""
+        if self._before is None or box.isEmpty():
+            return
+        per = self._photo_per_image()
+        pane = self._panes()[0]
+        width, height = box.width() / per, box.height() / per
+        scale = 0.9 * min(pane.width() / width, pane.height() / height)
+        self._zoom = self._clamp_zoom(scale * self.devicePixelRatioF())
+        centre = QRectF(box).center()
+        self._center = QPointF(centre.x() / per, centre.y() / per)
+        self._fit = False
+        self._changed()
+
+    def _image_box(self, photo_box: QRectF | QRect, pane: QRectF) -> QRectF:
+        """A rectangle in photo pixels, in widget coordinates of `pane`."""
+        per = self._photo_per_image()
+        scale = self._scale()
+        box = QRectF(photo_box)
+        return QRectF(
+            pane.center().x() + (box.left() / per - self._center.x()) * scale,
+            pane.center().y() + (box.top() / per - self._center.y()) * scale,
+            box.width() / per * scale,
+            box.height() / per * scale,
+        )
+
+    def _to_photo(self, pane: QRectF, pos: QPointF) -> QPointF:
+        point = self._to_image(pane, pos) * self._photo_per_image()
+        bounds = self._photo_bounds()
+        return QPointF(min(max(point.x(), 0.0), bounds.width()), min(max(point.y(), 0.0), bounds.height()))
 
     # ----- view state
     @property
@@ -176,7 +306,7 @@ class CompareView(QWidget):
 
     def _panes(self) -> list[QRectF]:
         full = QRectF(self.rect())
-        if self._mode == "side" and self._after is not None:
+        if self._mode == "side" and (self._after is not None or self._region is not None):
             half = (full.width() - 2) / 2
             return [QRectF(0, 0, half, full.height()), QRectF(half + 2, 0, half, full.height())]
         return [full]
@@ -227,23 +357,64 @@ class CompareView(QWidget):
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
-        if self._after is None:
+        region = self._region
+        labels = region.labels if region is not None else ("Before", "After")
+        after = self._after or self._before  # with only a region result, the photo is around it on both sides
+        if self._after is None and region is None:
             self._paint_layer(painter, self._panes()[0], self._before, self.rect())
-            return
-        if self._mode == "side":
+        elif self._mode == "side":
             left, right = self._panes()
             self._paint_layer(painter, left, self._before, left)
-            self._paint_layer(painter, right, self._after, right)
-            self._paint_label(painter, left, "Before", Qt.AlignmentFlag.AlignLeft)
-            self._paint_label(painter, right, "After", Qt.AlignmentFlag.AlignRight)
+            self._paint_layer(painter, right, after, right)
+            if region is not None:
+                self._paint_region(painter, left, region.left, region, left)
+                self._paint_region(painter, right, region.right, region, right)
+            self._paint_label(painter, left, labels[0], Qt.AlignmentFlag.AlignLeft)
+            self._paint_label(painter, right, labels[1], Qt.AlignmentFlag.AlignRight)
+        else:
+            pane = self._panes()[0]
+            split = self._split_x()
+            left_clip = QRectF(0, 0, split, self.height())
+            right_clip = QRectF(split, 0, self.width() - split, self.height())
+            self._paint_layer(painter, pane, self._before, left_clip)
+            self._paint_layer(painter, pane, after, right_clip)
+            if region is not None:
+                self._paint_region(painter, pane, region.left, region, left_clip)
+                self._paint_region(painter, pane, region.right, region, right_clip)
+            self._paint_label(painter, pane, labels[0], Qt.AlignmentFlag.AlignLeft)
+            self._paint_label(painter, pane, labels[1], Qt.AlignmentFlag.AlignRight)
+            self._paint_handle(painter, split)
+        for pane in self._panes():
+            self._paint_selection(painter, pane)
+
+    def _paint_region(self, painter: QPainter, pane: QRectF, pixmap: QPixmap | None, region: _Region,
+                      clip: QRectF) -> None:
+        target = self._image_box(region.box, pane)
+        painter.save()
+        painter.setClipRect(clip.intersected(pane))
+        if pixmap is not None:
+            device_px_per_pixel = target.width() * self.devicePixelRatioF() / max(1, pixmap.width())
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, device_px_per_pixel < 2.0)
+            painter.drawPixmap(target, pixmap, QRectF(pixmap.rect()))
+        painter.setPen(QPen(QColor(255, 255, 255, 200), 1))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(target.adjusted(-1, -1, 0, 0))  # so the preview's edge can be told from the photo
+        painter.restore()
+
+    def _paint_selection(self, painter: QPainter, pane: QRectF) -> None:
+        if self._selection is None:
             return
-        pane = self._panes()[0]
-        split = self._split_x()
-        self._paint_layer(painter, pane, self._before, QRectF(0, 0, split, self.height()))
-        self._paint_layer(painter, pane, self._after, QRectF(split, 0, self.width() - split, self.height()))
-        self._paint_label(painter, pane, "Before", Qt.AlignmentFlag.AlignLeft)
-        self._paint_label(painter, pane, "After", Qt.AlignmentFlag.AlignRight)
-        self._paint_handle(painter, split)
+        box = self._image_box(self._selection, pane)
+        painter.save()
+        painter.setClipRect(pane)
+        painter.setBrush(Qt.BrushStyle.NoBrush)  # an outline only: the pixels inside are what is being judged
+        painter.setPen(QPen(QColor(0, 0, 0, 200), 1))
+        painter.drawRect(box)
+        dashed = QPen(self.palette().color(QPalette.ColorRole.Highlight).lighter(130), 2, Qt.PenStyle.DashLine)
+        painter.setPen(dashed)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(box)
+        painter.restore()
 
     def _paint_layer(self, painter: QPainter, pane: QRectF, layer: _Layer, clip: QRectF) -> None:
         scale = self._scale()
@@ -323,28 +494,53 @@ class CompareView(QWidget):
 
     # ----- input
     def _near_split(self, pos: QPointF) -> bool:
-        return self._after is not None and self._mode == "slider" and abs(pos.x() - self._split_x()) <= HANDLE_GRAB_PX
+        has_two = self._after is not None or self._region is not None
+        return has_two and self._mode == "slider" and abs(pos.x() - self._split_x()) <= HANDLE_GRAB_PX
+
+    def _selects(self, modifiers) -> bool:
+        return self._select_mode or bool(modifiers & Qt.KeyboardModifier.ShiftModifier)
 
     def mousePressEvent(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self._before is None:
             return super().mousePressEvent(event)
         pos = event.position()
-        self._drag = "split" if self._near_split(pos) else "pan"
+        if self._near_split(pos):
+            self._drag = "split"
+        elif self._selects(event.modifiers()):
+            self._drag = "select"
+            self._select_from = self._to_photo(self._pane_at(pos), pos)
+        else:
+            self._drag = "pan"
         self._last_pos = pos
-        self.setCursor(Qt.CursorShape.SplitHCursor if self._drag == "split" else Qt.CursorShape.ClosedHandCursor)
+        self._press_pos = pos
+        cursors = {"split": Qt.CursorShape.SplitHCursor, "select": Qt.CursorShape.CrossCursor}
+        self.setCursor(cursors.get(self._drag, Qt.CursorShape.ClosedHandCursor))
 
     def mouseMoveEvent(self, event) -> None:
         pos = event.position()
         if self._drag == "split":
             self.set_split(pos.x() / max(1, self.width()))
+        elif self._drag == "select":
+            here = self._to_photo(self._pane_at(self._press_pos), pos)
+            self._selection = QRectF(self._select_from, here).normalized()
+            self.update()
         elif self._drag == "pan":
             delta = pos - self._last_pos
             self._last_pos = pos
             self.pan_by(delta.x(), delta.y())
+        elif self._near_split(pos):
+            self.setCursor(Qt.CursorShape.SplitHCursor)
+        elif self._selects(event.modifiers()):
+            self.setCursor(Qt.CursorShape.CrossCursor)
         else:
-            self.setCursor(Qt.CursorShape.SplitHCursor if self._near_split(pos) else Qt.CursorShape.OpenHandCursor)
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
 
     def mouseReleaseEvent(self, event) -> None:
+        if self._drag == "select":
+            moved = event.position() - self._press_pos
+            if max(abs(moved.x()), abs(moved.y())) < MIN_SELECTION_PX:
+                self._selection = None  # a click: no region
+            self.set_selection(self._selection)
         self._drag = None
         self.unsetCursor()
 
@@ -359,3 +555,10 @@ class CompareView(QWidget):
         if self._fit:
             self.fit()
         super().resizeEvent(event)
+
+
+def _whole_pixels(rect: QRectF) -> QRect:
+    """The whole pixels a rectangle in photo pixels covers (at least 1×1)."""
+    left, top = math.floor(rect.left()), math.floor(rect.top())
+    right, bottom = math.ceil(rect.right()), math.ceil(rect.bottom())
+    return QRect(left, top, max(1, right - left), max(1, bottom - top))
