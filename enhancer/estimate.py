@@ -134,8 +134,10 @@ def lighter_alternative(
     job: "Job", cache: "ModelCache | None" = None, cancel: Any = None, long_seconds: float = LONG_SECONDS,
 ) -> "tuple[str, Estimate] | None":
     """When `job` would take longer than `long_seconds` on a CPU: an installed catalog model of the same task as the
-    slowest model of its chain (of the same scale when there is one) that makes the job clearly faster, as (model id,
-    the job's estimate with it in that place). The display name is `store.get_entry(model_id).name`.
+    slowest model of its chain that makes the job clearly faster (at most `LIGHTER_FRACTION` of its time), as
+    (model id, the job's estimate with it in that place). The display name is `store.get_entry(model_id).name`.
+    The model has the same scale; one of another scale only when no such model exists and the job asks for an output
+    size (`Job.output_size`), which the resize then keeps.
 
     Of the lighter models, the slowest one whose estimate is within `long_seconds` is chosen (the heaviest model that
     is quick enough), else the fastest. None when the job is not long, runs on a GPU, or no installed model of that
@@ -163,10 +165,11 @@ def lighter_alternative(
             continue
         candidates.append(entry)
     same_scale = [e for e in candidates if int(e.scale) == scale]
+    size = getattr(job, "output_size", None)
     if same_scale:
         candidates = same_scale
-    elif scale != 1:
-        return None  # another scale would change the output size: not a like-for-like offer
+    elif size is None or size.mode == "model":
+        return None  # another scale would change the output size; with an asked size it stays the same
     lighter: list[tuple[float, str, Estimate]] = []
     cache = cache if cache is not None else _shared_cache()
     for entry in candidates:
@@ -260,10 +263,12 @@ def _channels(im) -> int:
 
 
 _cache_lock = threading.Lock()
+# One measurement at a time: two estimates timing tiles at once (two windows of the app) would slow each other down.
+_timing_lock = threading.Lock()
 _default_cache: "ModelCache | None" = None
 # (model key, device, backend, precision, threads, channels, batch) -> {tile extent: seconds of one pass}
 _pass_seconds: dict[tuple, dict[tuple[int, int], float]] = {}
-# (format, bit depth, channels) -> seconds per output pixel of clipping and encoding; "decode" -> per input pixel
+# ("encode" | "decode" | "luma" | "resize", ...) -> seconds per pixel of that per-photo step
 _pixel_seconds: dict[tuple, float] = {}
 
 
@@ -314,10 +319,14 @@ def _headers_at(headers: list[tuple[int, int, int, str]], before: list[Any]) -> 
 
 
 def _estimate_many(job: "Job", models: list[Any], headers, cancel: Any) -> Estimate:
+    # Photos of one size (a camera's folder) are planned once and counted as many times as they occur.
+    counts: dict[tuple[int, int, int, str], int] = {}
+    for header in headers:
+        counts[header] = counts.get(header, 0) + 1
     seconds, tiles = 0.0, 0
-    for width, height, channels, source_format in headers:
+    for (width, height, channels, source_format), count in counts.items():
         one = _estimate(job, models, width, height, channels, source_format, cancel)
-        seconds, tiles = seconds + one.seconds, tiles + one.tiles
+        seconds, tiles = seconds + count * one.seconds, tiles + count * one.tiles
     return Estimate(seconds, device_for_people(job.device, models), tiles)
 
 
@@ -347,7 +356,7 @@ def _network_seconds(job: "Job", model: Any, height: int, width: int, channels: 
     scale = int(model.scale)
     reserve = height * scale * width * scale * channels * 4  # the result array, as `enhance` reserves it
     plan = plan_run(model, (height, width), net_channels, job.tile, job.overlap, precision, reserve=reserve)
-    with cpu_threads_for(device, job.threads) as threads:
+    with _timing_lock, cpu_threads_for(device, job.threads) as threads:
         runner = make_runner(model, device, precision, job.backend, job.compile, accelerator_for(job.device),
                              plan.runner_shape)
         plan = plan.for_runner(runner)
@@ -397,27 +406,31 @@ def _model_key(model: Any) -> tuple:
 
 
 def _time_pass(model: Any, runner: Any, device: torch.device, plan: Any, shape: tuple[int, int], channels: int) -> float:
-    """Seconds of one forward pass of `plan.batch` tiles of `shape`, through the run's own tile code (`_Job`:
-    stacking, padding, the runner, the copy back) and the blend into the result."""
-    from .tiling import _accumulate, _Job
+    """Seconds of one forward pass of `plan.batch` tiles of `shape`, through the run's own tile code (stacking,
+    padding, the runner, the copy back, and on out-of-memory the same split into smaller tiles) and the blend into
+    the result."""
+    from .tiling import AxisTile, _accumulate, _Job, _run_chunk, tile_grid
 
     height, width = shape
+    scale = int(model.scale)
     generator = np.random.default_rng(0)
     # Noise, not a flat colour: some kernels (denormals, attention) run at other speeds on constant input.
     color = generator.random((height, width, channels), dtype=np.float32)
-    job = _Job(model, color, device, runner.precision, int(model.scale), 1, plan.overlap, plan.context, plan.batch,
-               out_channels=channels, runner=runner)
-    boxes = [(0, height, 0, width)] * plan.batch
+    job = _Job(model, color, device, runner.precision, scale, tile_grid(model), plan.overlap, plan.context,
+               plan.batch, out_channels=channels, runner=runner)
+    # A tile of the plan with this extent, moved to the origin of the sample: the same input, the same weights.
     row = next(r for r in plan.rows if r.stop - r.start == height)
     col = next(c for c in plan.cols if c.stop - c.start == width)
-    scratch = np.zeros((row.weights.size, col.weights.size, channels), np.float32)
+    sample_row = AxisTile(0, height, row.weight_start - row.start * scale, row.weights)
+    sample_col = AxisTile(0, width, col.weight_start - col.start * scale, col.weights)
+    scratch = np.zeros((height * scale, width * scale, channels), np.float32)
 
     def one_pass() -> float:
         start = time.perf_counter()
-        pieces = job.forward(boxes)
+        pieces = _run_chunk(job, sample_row, [sample_col] * plan.batch)
         _synchronize(device)
         for piece in pieces:
-            _accumulate(scratch, piece, row, col, int(model.scale), origin=(row.weight_start, col.weight_start))
+            _accumulate(scratch, piece, sample_row, sample_col, scale)
         return time.perf_counter() - start
 
     warmup = one_pass()
