@@ -1,11 +1,13 @@
-"""Batch a folder: recursive or not, a chain of models, output options, per-file and overall progress, failures."""
+"""Batch a folder: recursive or not, a chain of models, output size and options, a time estimate for the whole batch
+before it starts, per-file and overall progress, failures."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QThreadPool, Qt, QUrl, Signal
+from PySide6.QtCore import QThreadPool, QTimer, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,16 +29,31 @@ from PySide6.QtWidgets import (
 )
 
 from enhancer.pipeline import Job, ModelCache
+from enhancer.sizing import OutputSize
 
 from .eta import EtaEstimator, format_eta
 from .model_list import grouped_catalog
 from .settings import Settings
 from .settings_dialog import OutputOptions
-from .workers import JobRunnable
+from .size_picker import OutputSizePicker
+from .workers import CallRunnable, JobRunnable, stop_workers
+
+# The estimate waits this long after the last change of the options, so that typing a folder does not start one per key.
+ESTIMATE_DELAY_MS = 400
+
+
+def _estimate_function():
+    """`enhancer.estimate.estimate_job`, or None with an engine that has no estimate."""
+    try:
+        from enhancer.estimate import estimate_job
+    except ImportError:
+        return None
+    return estimate_job
 
 
 class BatchDialog(QDialog):
     batchEnded = Signal(str)  # "done", "cancelled", "failed"
+    estimateShown = Signal(str)  # the estimate's text ("" when there is none for these options)
 
     def __init__(self, settings: Settings, cache: ModelCache | None = None, parent: QWidget | None = None,
                  folder: str | None = None, model_id: str | None = None):
@@ -48,6 +65,8 @@ class BatchDialog(QDialog):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._job: JobRunnable | None = None
+        self._estimate: CallRunnable | None = None
+        self._estimate_token = 0
         self._eta = EtaEstimator()
         self._files_total = 0
         self._files_done = 0
@@ -92,6 +111,11 @@ class BatchDialog(QDialog):
 
         output = QGroupBox("Output", self)
         output_layout = QVBoxLayout(output)
+        size_row = QFormLayout()
+        size_row.setContentsMargins(0, 0, 0, 0)
+        self.size_picker = OutputSizePicker(_saved_output_size(settings), self)
+        size_row.addRow("Size:", self.size_picker)
+        output_layout.addLayout(size_row)
         self.output = OutputOptions(settings, self)
         output_layout.addWidget(self.output)
         self.skip_check = QCheckBox("Skip photos whose output already exists", self)
@@ -111,6 +135,9 @@ class BatchDialog(QDialog):
         progress_form.addRow("All photos:", self.overall_progress)
         self.eta_label = QLabel("", self)
         progress_form.addRow("", self.eta_label)
+        self.estimate_label = QLabel("", self)
+        self.estimate_label.setWordWrap(True)
+        progress_form.addRow("Estimate:", self.estimate_label)
         self.failures = QTreeWidget(self)
         self.failures.setHeaderLabels(["Failed photo", "Reason"])
         self.failures.setRootIsDecorated(False)
@@ -135,6 +162,17 @@ class BatchDialog(QDialog):
         for button in (self.start_button, self.cancel_button, self.open_button, self.close_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
+
+        # A new estimate whenever what it depends on changes (after a short pause).
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(ESTIMATE_DELAY_MS)
+        self._estimate_timer.timeout.connect(self.refresh_estimate)
+        self.folder_edit.textChanged.connect(self._options_changed)
+        self.recursive_check.toggled.connect(self._options_changed)
+        self.model_list.itemChanged.connect(self._options_changed)
+        self.size_picker.changed.connect(self._options_changed)
+        self._options_changed()
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of photos", self.folder_edit.text())
@@ -170,7 +208,58 @@ class BatchDialog(QDialog):
             precision=s.precision,
             backend=s.backend,
             skip_existing=self.skip_check.isChecked(),
+            output_size=self.size_picker.output_size(),
+            strip_metadata=s.strip_metadata,
         )
+
+    # ------------------------------------------------------------------ estimate
+    def _options_changed(self, *args) -> None:
+        self._cancel_estimate()
+        if self._job is None:
+            self._estimate_timer.start()
+
+    def _cancel_estimate(self) -> None:
+        self._estimate_token += 1  # a result still on its way is for older options: dropped
+        if self._estimate is not None:
+            self._estimate.cancel()
+            self._estimate = None
+
+    def refresh_estimate(self) -> None:
+        """Time the batch off the UI thread (one tile of the chain on the chosen device), then show it."""
+        estimate_job = _estimate_function()
+        folder = self.folder_edit.text().strip()
+        if estimate_job is None or self._job is not None or not folder or not Path(folder).is_dir() \
+                or not self.chosen_models():
+            self._show_estimate("")
+            return
+        self._cancel_estimate()
+        token = self._estimate_token
+        cancel = threading.Event()
+        try:
+            job = self.make_job()
+        except ValueError as exc:  # options the batch would refuse too: it says so when started
+            self._show_estimate(f"no estimate ({exc})")
+            return
+        runnable = CallRunnable(estimate_job, job, self.cache, cancel)
+        runnable.cancel_flag = cancel  # `runnable.cancel()` sets the flag the estimate watches
+        runnable.signals.done.connect(lambda estimate: self._estimated(token, estimate))
+        runnable.signals.failed.connect(lambda message: self._estimated(token, None, message))
+        self._estimate = runnable
+        self.estimate_label.setText("Estimating…")
+        self.pool.start(runnable)
+
+    def _estimated(self, token: int, estimate, message: str = "") -> None:
+        if token != self._estimate_token:
+            return
+        self._estimate = None
+        if estimate is not None:
+            self._show_estimate(str(getattr(estimate, "text", estimate)))
+        else:
+            self._show_estimate("" if message == "cancelled" else f"no estimate ({message})")
+
+    def _show_estimate(self, text: str) -> None:
+        self.estimate_label.setText(text)
+        self.estimateShown.emit(text)
 
     def start(self) -> None:
         if self._job is not None:
@@ -184,6 +273,11 @@ class BatchDialog(QDialog):
             return
         self.output.apply(self.settings)  # remember the output choices for the next batch
         self.settings.skip_existing = self.skip_check.isChecked()
+        self.settings.output_size = self.size_picker.output_size().to_text()
+        self._estimate_timer.stop()
+        if self._estimate is not None:  # the batch queues behind it; cancelled, it stops at once
+            self._cancel_estimate()
+            self.estimate_label.setText("")
         job = self.make_job()
         self.output_folder = Path(job.output_dir) if job.output_dir else Path(folder)
         self.failures.clear()
@@ -212,7 +306,8 @@ class BatchDialog(QDialog):
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.close_button.setEnabled(not running)
-        for widget in (self.folder_edit, self.recursive_check, self.model_list, self.output, self.skip_check):
+        for widget in (self.folder_edit, self.recursive_check, self.model_list, self.size_picker, self.output,
+                       self.skip_check):
             widget.setEnabled(not running)
 
     def _started(self, total: int, models, notes=()) -> None:
@@ -298,14 +393,24 @@ class BatchDialog(QDialog):
         return self._job is not None
 
     def closeEvent(self, event) -> None:
-        if self._job is not None:
-            self._job.cancel()
-        self.pool.waitForDone()
+        # At most a moment's wait: a worker inside one tile or model load finishes in the background, writing nothing.
+        self._estimate_timer.stop()
+        stop_workers(self.pool, [self._job, self._estimate])
+        self._job = None  # cancelled: stopped, or stopping in the background; the dialog closes either way
+        self._set_running(False)
         super().closeEvent(event)
 
     def reject(self) -> None:  # Esc: cancel a running batch first, close only when idle
         if self._job is not None:
             self.cancel()
             return
-        self.pool.waitForDone()
+        self._estimate_timer.stop()
+        stop_workers(self.pool, [self._estimate])
         super().reject()
+
+
+def _saved_output_size(settings: Settings) -> OutputSize:
+    try:
+        return OutputSize.from_text(settings.output_size)
+    except ValueError:
+        return OutputSize()
