@@ -114,3 +114,11 @@ def test_bad_regions_and_files_get_errors_that_name_the_file(tmp_path, cache):
     broken.write_bytes(b"not a png at all")
     with pytest.raises(ImageError, match=r"broken\.png"):
         enhance_region(job, broken, (0, 0, 10, 10), cache)
+
+
+def test_the_jobs_output_size_and_format_are_not_applied(tmp_path, cache):
+    photo = busy_photo(tmp_path / "sized.png", 80, 60)
+    job = Job(inputs=[str(photo)], models=["own-espcn-x4"], device="cpu", output_size="w100", format="jpg")
+    result = enhance_region(job, photo, (10, 10, 30, 20), cache)
+    assert result.scale == 4 and result.after.shape == (40, 80, 3)  # the network's own pixels
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sized.png"]

@@ -189,3 +189,49 @@ def test_cancel_stops_a_preview(qtbot, window, tmp_path):
     assert ended.args == ["cancelled"]
     assert not window.compare.has_region_result()
     assert window.preview_action.isEnabled()
+
+
+def test_the_view_draws_a_and_b_inside_the_box_on_their_sides_of_the_split(qtbot):
+    from PySide6.QtGui import QColor, QImage
+
+    from ui.compare_view import CompareView
+
+    def solid(width: int, height: int, colour: str) -> QImage:
+        image = QImage(width, height, QImage.Format.Format_RGB888)
+        image.fill(QColor(colour))
+        return image
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_before(solid(400, 300, "red"))
+    box = QRect(100, 100, 80, 60)
+    view.set_region_result(box, solid(320, 240, "lime"), solid(320, 240, "blue"), "A: one", "B: two")
+    assert view.region_labels() == ("A: one", "B: two")
+    view.set_mode("slider")
+    view.set_split(0.5)
+    target = view._image_box(box, view._panes()[0])
+    assert target.width() > 500  # zoomed to the box
+    shot = view.grab().toImage()
+    y = int(target.center().y())
+    assert shot.pixelColor(int(target.left()) + 30, y) == QColor("lime")
+    assert shot.pixelColor(int(target.right()) - 30, y) == QColor("blue")
+    view.fit()  # the whole photo: the box shows its images, the rest is the photo
+    shot = view.grab().toImage()
+    outside = view._image_box(QRect(300, 280, 1, 1), view._panes()[0]).center()  # away from the labels
+    assert shot.pixelColor(int(outside.x()), int(outside.y())) == QColor("red")
+    view.set_mode("side")
+    left, right = view._panes()
+    shot = view.grab().toImage()
+    in_left = view._image_box(box, left).center()
+    in_right = view._image_box(box, right).center()
+    assert shot.pixelColor(int(in_left.x()), int(in_left.y())) == QColor("lime")
+    assert shot.pixelColor(int(in_right.x()), int(in_right.y())) == QColor("blue")
+    # A full result replaces the preview; a new photo drops region and selection.
+    view.set_selection(QRect(0, 0, 50, 50))
+    view.set_after(solid(1600, 1200, "yellow"))
+    assert not view.has_region_result() and view.selection() == QRect(0, 0, 50, 50)
+    view.set_before(solid(100, 100, "red"))
+    assert view.selection() is None and view.visible_region() == QRect(0, 0, 100, 100)
