@@ -164,10 +164,10 @@ def _non_negative_int(text: str) -> int:
 def _output_format(text: str) -> str:
     name = text.lower().lstrip(".")
     if name in OUTPUT_FORMATS and name not in available_output_formats():
-        from .imageio import FORMAT_NAMES, _missing_writer
+        from .imageio import FORMAT_NAMES, writer_requirement
 
         raise argparse.ArgumentTypeError(
-            f"{name} cannot be written by this installation ({_missing_writer(FORMAT_NAMES[name])}); "
+            f"{name} cannot be written by this installation ({writer_requirement(FORMAT_NAMES[name])}); "
             f"available: {', '.join(available_output_formats())}"
         )
     return name

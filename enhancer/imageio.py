@@ -608,7 +608,7 @@ def output_format(photo: Photo, format: str = "same", size: tuple[int, int] | No
         raise ImageError(f"unknown output format {format!r} (use same or one of {', '.join(writable_formats())})")
     wanted = FORMAT_NAMES[name]
     if not _can_write(wanted):
-        raise ImageError(f"writing {name} is not supported by this installation ({_missing_writer(wanted)})")
+        raise ImageError(f"writing {name} is not supported by this installation ({writer_requirement(wanted)})")
     return wanted
 
 
@@ -631,7 +631,8 @@ def _can_write(fmt: str) -> bool:
     return True
 
 
-def _missing_writer(fmt: str) -> str:
+def writer_requirement(fmt: str) -> str:
+    """What an installation needs to write `fmt` (a Pillow format name), for an error message."""
     return {
         "HEIF": "pillow-heif with an HEVC encoder is needed",
         "AVIF": "Pillow 11.3 or later built with libavif is needed",
@@ -765,10 +766,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+QUANTIZE_ROWS = 256  # rows converted at once: the float temporaries stay a strip in size, not the whole image
+
+
 def _quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     top = 65535.0 if bit_depth == 16 else 255.0
     dtype = np.uint16 if bit_depth == 16 else np.uint8
-    return (np.clip(pixels, 0.0, 1.0) * top + 0.5).astype(dtype)
+    result = np.empty(pixels.shape, dtype=dtype)
+    for start in range(0, pixels.shape[0], QUANTIZE_ROWS):
+        strip = np.clip(pixels[start : start + QUANTIZE_ROWS], 0.0, 1.0)
+        strip *= top
+        strip += 0.5
+        result[start : start + QUANTIZE_ROWS] = strip  # truncated towards zero, as astype does: rounds half up
+    return result
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

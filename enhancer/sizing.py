@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,11 +212,13 @@ def resize_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if has_alpha:
         alpha = array[:, :, 3:4]
         array = np.concatenate([array[:, :, :3] * alpha, alpha], axis=2)
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(array[:, :, c])).resize(
-            (width, height), Image.Resampling.LANCZOS), dtype=np.float32)
-        for c in range(array.shape[2])
-    ]
+    def resize_channel(c: int) -> np.ndarray:
+        plane = Image.fromarray(np.ascontiguousarray(array[:, :, c]))
+        return np.asarray(plane.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
+
+    # One thread per channel: Pillow lets go of the GIL while it resamples, so the channels run side by side.
+    with ThreadPoolExecutor(max_workers=array.shape[2]) as pool:
+        channels = list(pool.map(resize_channel, range(array.shape[2])))
     result = np.clip(np.stack(channels, axis=2), 0.0, 1.0)
     if has_alpha:
         alpha = result[:, :, 3:4]
