@@ -206,6 +206,9 @@ def read_photo(path: str | os.PathLike) -> Photo:
     if size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes)")
     try:
+        jxl_size = _jxl_declared_size(path)
+        if jxl_size is not None:  # the JPEG XL plugin decodes the whole image on open: check the size before it
+            check_declared_size(path, *jxl_size)
         with Image.open(path) as im:
             return _photo_from_image(im, path)
     except ImageError:
@@ -415,6 +418,72 @@ def _read_tiff16(path: Path) -> np.ndarray:
         colour_part = array[:, :, :-1].astype(np.float64) * 65535.0 / np.maximum(alpha, 1.0)
         array = np.concatenate([np.clip(colour_part, 0, 65535), alpha], axis=2).round().astype(np.uint16)
     return array
+
+
+JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+JXL_CODESTREAM = b"\xff\x0a"
+_JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
+
+
+def _jxl_declared_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a JPEG XL file's SizeHeader, read from the first bytes of the codestream (bare, or in
+    the container's first jxlc/jxlp box); None when the file is not JPEG XL or the header cannot be found."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if head[:2] == JXL_CODESTREAM:
+                return _jxl_size_header(head[2:] + fh.read(16))
+            if head != JXL_CONTAINER:
+                return None
+            for _ in range(10_000):
+                box = fh.read(8)
+                if len(box) < 8:
+                    return None
+                size, kind = struct.unpack(">I4s", box)
+                header = 8
+                if size == 1:
+                    size, header = struct.unpack(">Q", fh.read(8))[0], 16
+                if kind in (b"jxlc", b"jxlp"):
+                    data = fh.read(4 + 32)
+                    data = data[4:] if kind == b"jxlp" else data  # jxlp starts with its index
+                    return _jxl_size_header(data[2:]) if data[:2] == JXL_CODESTREAM else None
+                if size == 0 or size < header:
+                    return None
+                fh.seek(size - header, os.SEEK_CUR)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _jxl_size_header(data: bytes) -> tuple[int, int] | None:
+    """Decode JPEG XL's SizeHeader (bits are read least significant first)."""
+    bits = int.from_bytes(data, "little")
+    available = 8 * len(data)
+    position = 0
+
+    def read(count: int) -> int:
+        nonlocal position
+        if position + count > available:
+            raise ValueError("short")
+        value = (bits >> position) & ((1 << count) - 1)
+        position += count
+        return value
+
+    def u32() -> int:  # U32(Bits(9), Bits(13), Bits(18), Bits(30)) + 1
+        return read((9, 13, 18, 30)[read(2)]) + 1
+
+    try:
+        small = read(1)
+        height = (read(5) + 1) * 8 if small else u32()
+        ratio = read(3)
+        if ratio:
+            numerator, denominator = _JXL_RATIOS[ratio]
+            width = height * numerator // denominator
+        else:
+            width = (read(5) + 1) * 8 if small else u32()
+    except ValueError:
+        return None
+    return width, height
 
 
 def _jxl_xmp(path: Path) -> bytes | None:

@@ -17,6 +17,7 @@ from PIL import Image, ImageCms
 
 from conftest import GOLDEN, ROOT, need_shared
 from enhancer.cli import main
+from enhancer.errors import ImageError
 from enhancer.imageio import Photo, format_notes, read_photo, write_photo
 from enhancer.options import OUTPUT_FORMATS, available_output_formats
 from enhancer.pipeline import collect_inputs
@@ -239,3 +240,16 @@ def test_format_that_is_not_installed_is_refused_with_exit_2(tmp_path):
     assert ("argument --format: jxl cannot be written by this installation (the pillow-jxl-plugin package is "
             "needed); available: same, png, jpg, webp, tiff, avif, heic") in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_a_jpeg_xl_that_declares_a_huge_size_is_refused_before_it_is_decoded(tmp_path):
+    # SizeHeader, bits least significant first: not small (0), height selector 3 (30 bits) = 99,999 (+1), ratio 1:1.
+    header = (0 | 3 << 1 | 99_999 << 3 | 1 << 33).to_bytes(8, "little")
+    bomb = tmp_path / "bomb.jxl"
+    bomb.write_bytes(b"\xff\x0a" + header + bytes(64))
+    with pytest.raises(ImageError, match="too large: 100000×100000") as info:
+        read_photo(bomb)
+    assert str(bomb) in str(info.value)
+    # A real file passes the same check (its header is found inside the container, after the Exif box).
+    photo = Photo(pixels=smooth_rgb(40, 30).astype(np.float32) / 255, exif=exif_with(1).tobytes())
+    assert read_photo(write_photo(photo, tmp_path / "real.jxl", format="jxl")).pixels.shape == (30, 40, 3)
