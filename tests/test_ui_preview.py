@@ -235,3 +235,28 @@ def test_the_view_draws_a_and_b_inside_the_box_on_their_sides_of_the_split(qtbot
     assert not view.has_region_result() and view.selection() == QRect(0, 0, 50, 50)
     view.set_before(solid(100, 100, "red"))
     assert view.selection() is None and view.visible_region() == QRect(0, 0, 100, 100)
+
+
+
+def test_the_preview_reports_its_tiles_while_it_runs(qtbot, window, tmp_path):
+    from PySide6.QtCore import QTimer
+
+    open_photo(qtbot, window, write_photo(tmp_path / "tiles.png", 200, 150))
+    assert window.select_model(MODEL)
+    window.settings.tile = "16"  # several tiles
+    window.compare.set_selection(QRect(10, 10, 100, 80))
+    texts: list[str] = []
+    timer = QTimer()
+    timer.setInterval(5)
+
+    def note() -> None:  # every new text of the status line while the preview runs
+        text = window.preview_label.text()
+        if not texts or texts[-1] != text:
+            texts.append(text)
+
+    timer.timeout.connect(note)
+    timer.start()
+    run_preview(qtbot, window)
+    timer.stop()
+    progress = [t for t in texts if ", tile " in t]
+    assert progress and progress[-1].startswith("Previewing the region (100×80 px): own-mobilesr-x4, tile "), texts

@@ -855,11 +855,21 @@ class MainWindow(QMainWindow):
         jobs = [self.make_job([str(self.photo_path)], [m]) for m in model_ids]
         edges = (box.left(), box.top(), box.left() + box.width(), box.top() + box.height())
         runnable = CallRunnable(run_region_previews, jobs, str(self.photo_path), edges, self.cache)
-        runnable.args = (*runnable.args, runnable.cancel_flag)
+        # The worker gets the cancel flag and a progress callback, which crosses to this thread as a queued signal.
+        runnable.args = (*runnable.args, runnable.cancel_flag,
+                         lambda step, done, total: runnable.signals.progress.emit(step, done, total))
         self._preview = runnable
         token = self._load_token
         started = time.monotonic()
-        self.preview_label.setText(f"Previewing {how} ({box.width()}×{box.height()} px)…")
+        doing = f"Previewing {how} ({box.width()}×{box.height()} px)"
+        self.preview_label.setText(doing + "…")
+        models_text = [_model_name(m) for m in model_ids]
+
+        def progress(step, done, total) -> None:
+            if self._preview is runnable and total:
+                self.preview_label.setText(f"{doing}: {models_text[step]}, tile {done} of {total}…")
+
+        runnable.signals.progress.connect(progress)
         self._update_enabled()
 
         def done(results) -> None:
@@ -1110,8 +1120,10 @@ def estimate_for_window(job: Job, width: int, height: int, cache: ModelCache, ca
     return estimate, lighter
 
 
-def run_region_previews(jobs: list[Job], path: str, box: tuple[int, int, int, int], cache: ModelCache, cancel):
-    """Each job's chain on `box` of the photo (read once), with the result as a QImage for the view. In the pool."""
+def run_region_previews(jobs: list[Job], path: str, box: tuple[int, int, int, int], cache: ModelCache, cancel,
+                        progress=None):
+    """Each job's chain on `box` of the photo (read once), with the result as a QImage for the view. In the pool.
+    `progress(job_index, tiles_done, tiles_total)` as tiles finish."""
     from enhancer.imageio import read_photo
     from enhancer.preview import enhance_region
 
@@ -1119,8 +1131,9 @@ def run_region_previews(jobs: list[Job], path: str, box: tuple[int, int, int, in
 
     photo = read_photo(path)
     results = []
-    for job in jobs:
-        result = enhance_region(job, photo, box, cache, cancel)
+    for index, job in enumerate(jobs):
+        report = (lambda done, total, index=index: progress(index, done, total)) if progress is not None else None
+        result = enhance_region(job, photo, box, cache, cancel, progress=report)
         results.append((result, to_qimage(result.after)))
     return results
 
