@@ -171,3 +171,38 @@ def test_dark_palette_when_forced_and_the_compare_view_paints_with_it(qtbot, mon
     win.show()
     assert win.compare.grab().toImage().pixelColor(3, 3).lightness() > 150
     win.close()
+
+
+def test_the_settings_dialog_switches_the_theme_at_once_and_remembers_it(qtbot, monkeypatch, restore_style,
+                                                                       isolated_data_dir):
+    from ui.settings_dialog import SettingsDialog
+
+    monkeypatch.delenv(THEME_ENV, raising=False)
+    app = restore_style
+    apply_style(app, "light")
+    settings = Settings.load()
+    assert settings.theme == "system"
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.theme_combo.setCurrentIndex(dialog.theme_combo.findData("dark"))
+    dialog.apply(settings)
+    assert settings.theme == "dark"
+    assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
+    settings.save()
+    assert Settings.load().theme == "dark"
+
+
+def test_pasted_images_go_to_the_pictures_folder_unless_set(qtbot, tmp_path, isolated_data_dir):
+    from PySide6.QtCore import QStandardPaths
+
+    from ui.settings_dialog import SettingsDialog
+
+    settings = Settings.load()
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    assert settings.paste_folder == pictures and pictures
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.paste_edit.setText(str(tmp_path / "pasted"))
+    dialog.apply(settings)
+    settings.save()
+    assert Settings.load().paste_folder == str(tmp_path / "pasted")
