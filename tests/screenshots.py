@@ -16,8 +16,8 @@
 
 Everything runs on the bundled models (the catalog's default, and own-espcn-x4 as the second model of the A/B), in a
 throw-away model store and settings folder. A shot whose feature is missing in this checkout is skipped with the reason
-printed. Not collected by pytest. `--small DIR` also writes downscaled copies for docs/ (at most 900 px wide, palette
-PNGs under 150 KB).
+printed. Not collected by pytest. `--small DIR` also writes downscaled copies of the shots README.md uses (at most
+900 px wide, palette PNGs under 150 KB): `--small docs` remakes the README's screenshots.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 SECOND_MODEL = "own-espcn-x4"  # the B of the A/B preview: bundled, and fast
 DOCS_WIDTH = 900  # the width of the copies for docs/ (README images stay small)
 DOCS_MAX_BYTES = 150 * 1024
+# The shots README.md shows; `--small docs` remakes exactly these.
+DOCS_SHOTS = ("main_after_slider.png", "main_1280.png", "main_preview_ab.png", "main_dark.png",
+              "toolbar_estimate_lighter.png", "batch_dialog.png", "settings_dialog.png")
 
 
 def skip(name: str, why: str) -> None:
@@ -61,7 +64,7 @@ def write_small(source: Path, target: Path, width: int = DOCS_WIDTH, max_bytes: 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", nargs="?", default="/work/screens", help="where the PNGs go")
-    parser.add_argument("--small", metavar="DIR", help="also write copies at most 900 px wide here (for docs/)")
+    parser.add_argument("--small", metavar="DIR", help="also write small copies of the README's shots here (docs)")
     args = parser.parse_args(argv)
 
     out = Path(args.out_dir)
@@ -315,6 +318,8 @@ def main(argv: list[str]) -> int:
         small = Path(args.small)
         small.mkdir(parents=True, exist_ok=True)
         for path in written:
+            if path.name not in DOCS_SHOTS:
+                continue
             target = small / path.name
             size = write_small(path, target)
             print(f"{target}: {size[0]}x{size[1]}, {target.stat().st_size // 1024} KB")

@@ -231,6 +231,11 @@ def test_readme_images_exist_in_docs_and_are_small():
         assert image.startswith("docs/") and path.suffix == ".png", f"{image}: README images are PNGs in docs/"
         assert path.is_file(), f"{image} is referenced by the README but missing"
         assert path.stat().st_size < DOCS_IMAGE_LIMIT, f"{image} is {path.stat().st_size // 1024} KB, over 150 KB"
+    # tests/screenshots.py --small docs remakes exactly the README's images
+    sys.path.insert(0, str(ROOT / "tests"))
+    from screenshots import DOCS_SHOTS
+
+    assert {Path(image).name for image in images} == set(DOCS_SHOTS)
 
 
 def test_readme_links_to_files_that_exist():
