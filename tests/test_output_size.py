@@ -277,3 +277,26 @@ def test_bad_size_options_exit_2_with_a_clear_message(tmp_path, capsys, x4_model
     assert message in err
     assert summary is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA"])
+def test_scale_keeps_gray_and_alpha(tmp_path, capsys, x4_model, mode):
+    source = tmp_path / "photo.png"
+    rgb = smooth_rgb(40, 30)
+    image = Image.fromarray(rgb)
+    if mode != "RGBA":
+        image = image.convert("L")
+    if "A" in mode:
+        alpha = np.full((30, 40), 255, np.uint8)
+        alpha[:, :20] = 0  # the left half is transparent
+        image.putalpha(Image.fromarray(alpha))
+    image.save(source)
+
+    code, summary, err = run_cli(capsys, "--model", x4_model, "--scale", "2", source)
+
+    assert code == 0, err
+    with Image.open(summary["results"][0]["output"]) as out:
+        assert (out.mode, out.size) == (mode, (80, 60))
+        if "A" in mode:
+            alpha = np.asarray(out.getchannel("A"))
+            assert alpha[:, :36].max() <= 8 and alpha[:, 44:].min() >= 247  # the edge stays where it was
