@@ -930,6 +930,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Wait for the running job to finish, or cancel it, before pasting", 5000)
             return
         mime = QGuiApplication.clipboard().mimeData()
+        # A copied file first: opened where it is, its metadata and bit depth intact (some file managers add a
+        # thumbnail image to the same clipboard).
+        files = [Path(url.toLocalFile()) for url in (mime.urls() if mime is not None else []) if url.isLocalFile()]
+        photos = [f for f in files if f.is_file()]
+        if photos:
+            self.open_photo(photos[0])
+            return
         if mime is not None and mime.hasImage():
             image = QImage(mime.imageData())
             if image.isNull():
@@ -940,16 +947,15 @@ class MainWindow(QMainWindow):
             self._start_helper(
                 CallRunnable(save_pasted_image, image, folder),
                 self._pasted,
-                lambda message: self.show_error("Could not save the pasted image", message),
+                self._paste_failed,
             )
-            return
-        files = [Path(url.toLocalFile()) for url in (mime.urls() if mime is not None else []) if url.isLocalFile()]
-        photos = [f for f in files if f.is_file()]
-        if photos:
-            self.open_photo(photos[0])
             return
         self.show_error("Nothing to paste", f"The clipboard holds {_clipboard_content(mime)}, not an image. Copy an "
                         "image (or a photo file) and paste again.")
+
+    def _paste_failed(self, message: str) -> None:
+        self.progress_label.setText("")
+        self.show_error("Could not save the pasted image", message)
 
     def _pasted(self, path) -> None:
         self.last_pasted = Path(path)
