@@ -148,13 +148,16 @@ def lighter_alternative(
     is quick enough), else the fastest. None when the job is not long, runs on a GPU, or no installed model of that
     task is lighter."""
     from . import store
+    from .devices import accelerator_for
 
     models = _load(job, cache)
+    if accelerator_for(job.device) or any(torch.device(m.device).type != "cpu" for m in models):
+        return None  # a GPU run is rarely long enough to trade quality for time
     headers = _headers(job, models, cancel)
     if not headers:
         return None
     current = _estimate_many(job, models, headers, cancel)
-    if current.seconds <= long_seconds or any(torch.device(m.device).type != "cpu" for m in models):
+    if current.seconds <= long_seconds:
         return None
     # The model of the chain that costs most is the one worth replacing.
     costs = [_estimate_many(job, [m], _headers_at(headers, models[:k]), cancel).seconds for k, m in enumerate(models)]
