@@ -56,6 +56,7 @@ def test_the_estimate_appears_before_enhance_and_is_within_a_factor_of_2_of_the_
     assert window.estimate_label.text() == estimate.text and estimate.text.endswith("on the CPU")
     assert window.estimate_label.isVisible() and window.enhance_button.isEnabled()  # next to Enhance, before it
     assert window.lighter is None  # a short run: nothing else offered
+    assert window.enhance_button.toolTip().endswith(estimate.text)
 
     started = time.monotonic()
     with qtbot.waitSignal(window.jobEnded, timeout=300000) as ended:

@@ -714,6 +714,7 @@ class MainWindow(QMainWindow):
         self.lighter_action.setVisible(False)
         self.estimated = None
         self.lighter = None
+        self.enhance_button.setToolTip("Enhance the photo (Ctrl+E)")
         if self.photo_path is None or not self.selected_model_id():
             self.estimate_label.setText("")
             return
@@ -765,6 +766,8 @@ class MainWindow(QMainWindow):
     def _estimate_shown(self, estimate, lighter) -> None:
         self.estimated = estimate
         self.estimate_label.setText(estimate.text)
+        # Also on the button: a narrow window puts the label in the toolbar's overflow menu.
+        self.enhance_button.setToolTip(f"Enhance the photo (Ctrl+E): {estimate.text}")
         self.estimate_label.setToolTip(f"Measured on one tile ({estimate.tiles} tiles in all) before the run")
         self.lighter = lighter
         if lighter is not None:
@@ -1011,6 +1014,9 @@ class MainWindow(QMainWindow):
             return
         dialog = BatchDialog(self.settings, self.cache, self, folder=folder, model_id=self.selected_model_id())
         dialog.exec()
+        if self._saved_output_size() != self.output_size():  # the batch dialog shares the output size setting
+            self.size_picker.set_output_size(self._saved_output_size())
+            self.request_estimate()
 
     def open_model_manager(self, select: str | None = None, import_file: bool = False) -> None:
         from .model_manager import ModelManagerDialog
