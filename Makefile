@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so that the project's `torch>=2.2` is already satisfied and pip never picks a CUDA build itself.
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster,jxl]"
 	touch $(STAMP)
 
 venv: $(STAMP)
