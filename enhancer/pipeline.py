@@ -9,8 +9,10 @@ Shared by the CLI and the GUI. The usual use:
   images (by extension) and earlier outputs of the same job (their stem ends with the job's suffix) are skipped quietly.
   A file named explicitly is always tried, and one that cannot be used gets a result saying why.
 - Each output is `{stem}{suffix}{ext}` next to its original, or under `output_dir` (with `recursive`, the folder tree
-  below each input folder is kept). An output never has the name of its input and never overwrites a file: `-1`, `-2`
-  ... are added, or with `skip_existing` the input is skipped when its output already exists.
+  below each input folder is kept). An output never takes its input's place and never overwrites a file: `-1`, `-2`
+  ... are added, or with `skip_existing` the input is skipped when its output already exists. An empty suffix keeps
+  the original names, so it needs an `output_dir` apart from the originals; an `output_dir` inside an input folder
+  is never scanned for inputs (its files are earlier outputs).
 - The models run in order (e.g. deblur, then x4); the default suffix is `_{model}_x{scale}` with the names of a chain
   joined by "+" and the scales multiplied.
 - A failure of one file never stops the batch. Writes are atomic (see `enhancer.imageio.write_photo`): nothing
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from .atomic import sweep_stale_temp
+from .memory_budget import format_bytes
 from .errors import Cancelled, EnhancerError, ModelError
 from .imageio import (
     FORMAT_NAMES, IMAGE_EXTENSIONS, STRIP_METADATA, format_notes, output_extension, output_format, read_photo,
@@ -236,18 +239,21 @@ def is_hidden_or_system(path: Path) -> bool:
 
 
 def collect_inputs(
-    inputs: Iterable[str | os.PathLike], recursive: bool = False, skip_stem_suffix: str | None = None
+    inputs: Iterable[str | os.PathLike], recursive: bool = False, skip_stem_suffix: str | None = None,
+    skip_folders: Iterable[str | os.PathLike] = (),
 ) -> list[InputFile | FileResult]:
     """Expand files and folders, in the order given, into the files to process (`InputFile`) and results for inputs
     that cannot be used (`FileResult`, failed or skipped, with the reason).
 
-    Folders give their images (sub-folders too with `recursive`); hidden and system files, non-images and files whose
-    stem ends with `skip_stem_suffix` (earlier outputs) are left out quietly. Named files are kept whatever their
-    extension (the content decides), except hidden/system files, which are reported as skipped.
+    Folders give their images (sub-folders too with `recursive`); hidden and system files, non-images, files whose
+    stem ends with `skip_stem_suffix` (earlier outputs) and sub-folders in `skip_folders` (the job's output folder
+    inside an input folder, whose files are earlier outputs whatever their names) are left out quietly. Named files
+    are kept whatever their extension (the content decides), except hidden/system files, which are reported as skipped.
     """
     files: list[InputFile | FileResult] = []
     seen: set[Path] = set()
     output_name = _output_stem_pattern(skip_stem_suffix)
+    skipped = {Path(folder).resolve() for folder in skip_folders}
 
     def add(item: InputFile) -> None:
         key = item.path.resolve()
@@ -258,7 +264,7 @@ def collect_inputs(
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(_walk(path, recursive))
+            found = sorted(_walk(path, recursive, skipped - {path.resolve()}))
             images = [p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden_or_system(p)]
             if output_name is not None:
                 images = [p for p in images if not output_name.search(p.stem)]
@@ -279,12 +285,13 @@ def collect_inputs(
     return files
 
 
-def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+def _walk(folder: Path, recursive: bool, skip_folders: set[Path] = frozenset()) -> Iterable[Path]:
     if not recursive:
         return (p for p in folder.iterdir() if p.is_file())
     found = []
     for current, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .thumbnails, ...
+        dirs[:] = [d for d in dirs if not d.startswith(".")  # .git, .thumbnails, ...
+                   and (not skip_folders or (Path(current) / d).resolve() not in skip_folders)]
         found.extend(Path(current) / n for n in names)
     return found
 
@@ -367,7 +374,7 @@ def free_output_name(item: InputFile, wanted: Path, taken: set[Path]) -> Path:
     while (
         os.path.lexists(candidate)
         or candidate.resolve() in taken
-        or candidate.name == item.path.name
+        or (candidate.name == item.path.name and candidate.parent.resolve() == item.path.parent.resolve())
     ):
         number += 1
         candidate = fit_name(wanted, stem, f"-{number}")
@@ -454,7 +461,10 @@ def run_job(
     output_dir = Path(job.output_dir) if job.output_dir is not None else None
     described = tuple(describe_model(m, job.precision) for m in models)  # also checks the precision early
     notes = tuple(dict.fromkeys(note for note in (precision_note(m, job.precision) for m in models) if note))
-    items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix)
+    items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix,
+                           skip_folders=[output_dir] if output_dir is not None else [])
+    if not suffix:
+        _check_empty_suffix(items, output_dir, job.recursive)
     total = len(items)
     emit(JobStarted(total=total, models=described, notes=notes))
 
@@ -490,6 +500,18 @@ def run_job(
         emit(FileFinished(index, total, result))
     emit(JobFinished(tuple(results), time.monotonic() - started))
     return results
+
+
+def _check_empty_suffix(items: list[InputFile | FileResult], output_dir: Path | None, recursive: bool) -> None:
+    """An empty suffix keeps the original's name, which only works in another folder: next to the originals the
+    outputs would be `-1` copies that a later run could not tell from photos (and would enhance again)."""
+    for item in items:
+        if isinstance(item, InputFile) and output_folder(item, output_dir, recursive).resolve() == \
+                item.path.parent.resolve():
+            raise ValueError(
+                f"an empty suffix keeps the original names, so the outputs need a folder apart from the originals "
+                f"(--output-dir), not {item.path.parent}"
+            )
 
 
 def _estimate_seconds(job: Job, path: Path, models: list[Any], cancel: CancelFlag | None) -> float | None:
@@ -562,11 +584,13 @@ def run_chain(
     cancel: CancelFlag | None = None,
     enhance: Callable[..., Any] | None = None,
     report: Callable[[str], None] | None = None,
+    memory: Any | None = None,
 ) -> Any:
     """Run the loaded chain `models` over float32 H×W×C `pixels` with the job's tile, precision, device and backend
     settings, and return the result (enlarged by the product of the scales, nothing else applied). The full run and
     the region preview (`enhancer.preview`) share it. `progress(done, total)` counts tiles over the whole chain;
-    `report(backend)` is called once per model with what ran it."""
+    `report(backend)` is called once per model with what ran it. `memory`: the photo's `memory_budget.MemoryPlan`,
+    which bounds the automatic tiles and may put each model's result in a disk buffer."""
     if enhance is None:
         from . import enhance
     from .devices import accelerator_for
@@ -585,9 +609,17 @@ def run_chain(
             if progress is not None:
                 progress(base + done, grand)
 
+        bounded: dict[str, Any] = {}
+        if memory is not None:
+            out = memory.out_array(step)
+            if out is not None:
+                bounded["out"] = out
+            if memory.tile_budgets and memory.tile_budgets[step] is not None:
+                bounded["tile_budget"] = memory.tile_budgets[step]
         pixels = enhance(
             pixels, model, tile=job.tile, overlap=job.overlap, precision=job.precision, progress=on_tiles, cancel=cancel,
             threads=job.threads, compile=job.compile, backend=job.backend, accelerator=accelerator, report=report,
+            **bounded,
         )
         done_before += total_tiles[step]
     return pixels
@@ -609,9 +641,10 @@ def render_file(
     if enhance is None:
         from . import enhance
     emit = emit or (lambda event: None)
+    folder = output_folder(item, output_dir, job.recursive)
+    _plan_memory(job, item.path, models, folder, declared_photo_shape(item.path))  # refuse before decoding
     photo = read_photo(item.path)
     _check_cancel(cancel)  # decoding a large photo takes long: a cancel during it stops here
-    folder = output_folder(item, output_dir, job.recursive)
     scale = 1
     for model in models:
         scale *= int(getattr(model, "scale", 1))
@@ -622,11 +655,16 @@ def render_file(
     if job.skip_existing and wanted.exists():
         return FileResult(item.path, "skipped", output=wanted, error=f"{wanted}: output exists, skipped")
     notes = list(photo.notes)
+    memory = _plan_memory(job, item.path, models, folder, photo.pixels.shape, (size[1], size[0]),
+                          deep=photo.bit_depth == 16 and fmt in ("PNG", "TIFF"), gray=photo.gray)
+    if memory is not None and memory.streamed:
+        notes.append(f"the result went through a disk buffer: it needs about {format_bytes(memory.in_memory_peak)} "
+                     f"of memory, {format_bytes(memory.budget)} is available")
 
     backends_used: list[str] = []
     pixels = run_chain(
         job, photo.pixels, models, lambda done, total: emit(TileProgress(index, done, total)), cancel, enhance,
-        report=backends_used.append,
+        report=backends_used.append, memory=memory,
     )
 
     _check_cancel(cancel)
@@ -639,6 +677,34 @@ def render_file(
     notes.extend(format_notes(photo, fmt))
     return Rendered(photo.with_pixels(pixels), wanted, extension, job.quality, notes,
                     "+".join(dict.fromkeys(backends_used)), strip_metadata=job.strip_metadata)
+
+
+def declared_photo_shape(path: Path) -> tuple[int, int, int] | None:
+    """(height, width, channels) of the float pixels a photo will decode to, from its header alone (None when
+    Pillow cannot tell; the decoders' own size guard still applies)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            mode, transparent = im.mode, "transparency" in im.info
+    except Exception:  # noqa: BLE001 - not for Pillow (16-bit gray+alpha TIFF...) or damaged: read_photo says why
+        return None
+    channels = 4 if ("A" in mode or transparent) else 1 if mode in ("1", "L", "I", "F") or mode.startswith("I;") else 3
+    return height, width, channels
+
+
+def _plan_memory(job: Job, path: Path, models: list[Any], folder: Path, shape: tuple[int, ...] | None,
+                 final_hw: tuple[int, int] | None = None, deep: bool = False, gray: bool = False):
+    """The photo's memory plan (`enhancer.memory_budget`); raises `MemoryBudgetError` when it cannot fit."""
+    from .memory_budget import plan_photo
+    from .paths import cache_dir
+
+    if shape is None:
+        return None
+    height, width, channels = (int(v) for v in shape)
+    return plan_photo(path, models, (height, width), channels, tile=job.tile, final_hw=final_hw, deep=deep,
+                      gray=gray, buffer_folders=(folder, cache_dir()))
 
 
 def _size_notes(output_size: OutputSize, width: int, height: int, scale: int) -> list[str]:
@@ -659,6 +725,15 @@ def _process_file(job, item, index, models, suffix, output_dir, planned, enhance
     if isinstance(rendered, FileResult):
         return rendered
     _check_cancel(cancel)  # the last moment a cancel can stop the write: a cancelled job writes nothing further
+    if job.skip_existing:
+        try:  # the name, or nothing: another process may have written this output while this one ran
+            out = rendered.write(rendered.wanted, exclusive=True)
+        except FileExistsError:
+            return FileResult(item.path, "skipped", output=rendered.wanted,
+                              error=f"{rendered.wanted}: output exists (written meanwhile by another job), skipped")
+        planned.add(out.resolve())
+        return FileResult(item.path, "ok", output=out, notes=rendered.notes, backend=rendered.backend,
+                          size=rendered.size)
     out = free_output_name(item, rendered.wanted, planned)
     out = rendered.write(out, exclusive=True, item=item, taken=planned)
     planned.add(out.resolve())

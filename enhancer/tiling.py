@@ -198,17 +198,24 @@ def bytes_per_pixel(model, precision: str = "fp32") -> float:
     return float(floats) * 4 * factor if element == 2 else float(floats) * element
 
 
-def auto_tile_size(model, device: torch.device, precision: str, image_hw: tuple[int, int], reserve: int = 0) -> int:
-    """The largest tile side (input pixels) whose forward pass fits in the free memory of `device`."""
+def auto_tile_size(
+    model, device: torch.device, precision: str, image_hw: tuple[int, int], reserve: int = 0,
+    host_budget: int | None = None,
+) -> int:
+    """The largest tile side (input pixels) whose forward pass fits in the free memory of `device`; on the CPU also
+    within `host_budget` bytes for one tile when given (the photo's memory plan, `enhancer.memory_budget`)."""
     grid = tile_grid(model)
     free = free_memory_bytes(device)
+    per_pixel = bytes_per_pixel(model, precision) * _channel_batch(model, 3)
     if device.type == "cpu":
         budget = (free - reserve) * 0.4  # leave room for the rest of the machine
         cap = model.spec.max_tile_cpu
+        if host_budget is not None:  # the tile's own arrays (input, result piece) count there too
+            per_pixel += _tile_array_bytes_per_pixel(model, 3)
+            budget = min(budget, host_budget)
     else:
         budget = free * 0.7
         cap = model.spec.max_tile_gpu
-    per_pixel = bytes_per_pixel(model, precision) * _channel_batch(model, 3)
     side = int(math.sqrt(max(budget, 0) / per_pixel)) if per_pixel > 0 else cap
     side = max(min(side, cap), 4 * grid)
     tile = (side - 2 * context_for(model)) // grid * grid  # the blended span; the context comes on top
@@ -217,6 +224,48 @@ def auto_tile_size(model, device: torch.device, precision: str, image_hw: tuple[
     if tile >= longest:
         return longest  # the whole image in one tile
     return tile
+
+
+def _tile_array_bytes_per_pixel(model, channels: int) -> float:
+    """Host bytes per network-input pixel of a tile besides the forward pass: the input stack and the result piece."""
+    scale = max(1, int(model.scale))
+    net_channels = 1 if channels >= 3 and runs_on_luma(model) else channels
+    return 4.0 * net_channels * (1 + 2 * scale * scale)
+
+
+def smallest_auto_tile(model) -> int:
+    """The blended span of the smallest tile "auto" chooses (the run halves it further only on out-of-memory)."""
+    grid = tile_grid(model)
+    return max((4 * grid - 2 * context_for(model)) // grid * grid, 2 * grid)
+
+
+def tile_side_for(
+    model, image_hw: tuple[int, int], channels: int, tile: int | str | None, precision: str,
+    host_budget: int | None = None,
+) -> int:
+    """The network input side (context included) of a tile of this run: the given `tile`, or for "auto" the one
+    `auto_tile_size` picks within `host_budget` (None: the smallest "auto" may pick). Never more than the image."""
+    device = torch.device(getattr(model, "device", "cpu"))
+    grid = tile_grid(model)
+    if tile == "auto" or (isinstance(tile, str) and tile.strip().lower() == "auto"):
+        if host_budget is None:
+            span = smallest_auto_tile(model)
+        else:
+            span = auto_tile_size(model, device, precision, image_hw, host_budget=host_budget)
+    else:
+        span = _resolve_tile(tile, lambda: max(image_hw), grid, image_hw)
+    return min(span + 2 * context_for(model), max(image_hw))
+
+
+def tile_host_bytes(model, box_hw: tuple[int, int], channels: int, precision: str) -> int:
+    """Host memory of one tile with a network input of `box_hw` pixels: the forward pass where it runs on the host
+    (CPU, or Apple's unified memory), the input stack and the result piece."""
+    device = torch.device(getattr(model, "device", "cpu"))
+    pixels = int(box_hw[0]) * int(box_hw[1])
+    arrays = _tile_array_bytes_per_pixel(model, channels) * pixels
+    if device.type in ("cpu", "mps"):
+        arrays += bytes_per_pixel(model, precision) * _channel_batch(model, channels) * pixels
+    return int(arrays)
 
 
 def _channel_batch(model, image_channels: int) -> int:
@@ -568,17 +617,18 @@ class TilePlan:
 
 def plan_run(
     model, image_hw: tuple[int, int], channels: int, tile: int | str | None = "auto", overlap: int | None = None,
-    precision: str = "fp32", reserve: int = 0,
+    precision: str = "fp32", reserve: int = 0, host_budget: int | None = None,
 ) -> TilePlan:
     """The tile plan of `enhance` for an image of `image_hw` whose network input has `channels` channels (1 for a
-    luma network), in the resolved `precision`; `reserve`: bytes of host memory the result will take. Call
-    `TilePlan.for_runner` once the runner is known."""
+    luma network), in the resolved `precision`; `reserve`: bytes of host memory the result will take; `host_budget`:
+    the most bytes one automatic tile may use on the CPU. Call `TilePlan.for_runner` once the runner is known."""
     height, width = image_hw
     device = torch.device(model.device)
     grid = tile_grid(model)
     scale = int(model.scale)
     side = _resolve_tile(
-        tile, lambda: auto_tile_size(model, device, precision, (height, width), reserve=reserve), grid, (height, width)
+        tile, lambda: auto_tile_size(model, device, precision, (height, width), reserve=reserve, host_budget=host_budget),
+        grid, (height, width)
     )
     overlap = default_overlap(model) if overlap is None else int(overlap)
     if overlap < 0:
@@ -620,6 +670,7 @@ def enhance(
     backend: str = "auto",
     accelerator: str | None = None,
     report: Callable[[str], None] | None = None,
+    tile_budget: int | None = None,
 ) -> np.ndarray:
     """Run `model` over a float32 H×W×C photo in [0, 1] (C = 1, 3 or 4) and return it enlarged by `model.scale`.
 
@@ -632,6 +683,7 @@ def enhance(
     compile: run the network through torch.compile, one graph per tile shape (for GPUs; see `enhancer.compilation`).
     backend: "auto", "torch", "openvino" or "onnxruntime" (see `enhancer.backends`); accelerator: "dml" or
     "intel-gpu" for a GPU that ONNX Runtime or OpenVINO drives. report(backend_name) says which backend ran.
+    tile_budget: the most host bytes one automatic tile may take on the CPU (see `enhancer.memory_budget`).
     """
     was_2d = isinstance(pixels, np.ndarray) and pixels.ndim == 2
     pixels = _check_pixels(pixels)
@@ -664,7 +716,9 @@ def enhance(
             raise EnhancerError(f"out must be float32 of shape {out_shape}, not {out.dtype} {out.shape}")
         out[...] = 0
 
-    plan = plan_run(model, (height, width), net_input.shape[-1], tile, overlap, chosen, reserve=out.nbytes)
+    reserve = 0 if isinstance(out, np.memmap) else out.nbytes  # a disk buffer's pages are the system's to evict
+    plan = plan_run(model, (height, width), net_input.shape[-1], tile, overlap, chosen, reserve=reserve,
+                    host_budget=tile_budget)
 
     done = 0
     with cpu_threads_for(device, threads):

@@ -167,6 +167,22 @@ def test_cli_batch_survives_every_hostile_image_and_goes_on(corpus, tmp_path):
     assert [p.name for p in out.iterdir()] == ["valid_own-espcn-x2_x2.png"]
 
 
+def test_a_large_legitimate_photo_whose_job_cannot_fit_is_refused_before_decoding(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    large = inputs / "a_large.png"
+    Image.new("L", (10_000, 10_000), 128).save(large)  # 100 MP: within the size guard (warned about, accepted)
+    Image.fromarray(np.full((24, 24, 3), 128, np.uint8)).save(inputs / "b_valid.png")
+    out = tmp_path / "out"
+    run = enhancer(inputs, "--model", "own-espcn-x2", "--output-dir", out, "--threads", "1")  # under ulimit -v 4 GiB
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("enhancer: error:")]
+    print(errors)
+    assert len(errors) == 1 and str(large) in errors[0] and "needs about" in errors[0], run.stderr
+    assert [p.name for p in out.iterdir()] == ["b_valid_own-espcn-x2_x2.png"]
+
+
 # ------------------------------------------------------------------------------------------------------ output names
 
 
@@ -241,6 +257,39 @@ def test_skip_existing_run_after_run_writes_each_output_once(tmp_path):
                        limit=False)
         assert run.returncode == 0, run.stderr
     assert len(list(out.iterdir())) == 20
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_empty_suffix_in_a_recursive_batch_never_enhances_earlier_outputs(tmp_path):
+    photos = _photo_folder(tmp_path / "photos", 2)
+    _photo_folder(photos / "trip", 1)
+    out = photos / "enhanced"  # inside the input tree: its files are outputs, whatever their names
+    common = (photos, "--recursive", "--suffix", "", "--model", "own-espcn-x2", "--output-dir", out, "--threads", "1")
+    first = enhancer(*common, limit=False)
+    assert first.returncode == 0, first.stderr
+    assert _tree(out) == ["photo00.png", "photo01.png", "trip/photo00.png"]  # the originals' names, another folder
+    again = enhancer(*common, "--skip-existing", limit=False)
+    assert again.returncode == 0, again.stderr
+    assert "0 written, 3 skipped" in again.stderr
+    third = enhancer(*common, limit=False)  # without --skip-existing: the three originals once more, nothing else
+    assert third.returncode == 0, third.stderr
+    assert _tree(out) == ["photo00-1.png", "photo00.png", "photo01-1.png", "photo01.png", "trip/photo00-1.png",
+                          "trip/photo00.png"]
+    assert _tree(photos / "trip") == ["photo00.png"]
+
+
+def test_empty_suffix_next_to_the_originals_is_refused(tmp_path):
+    photos = _photo_folder(tmp_path / "photos", 2)
+    before = _tree(photos)
+    for extra in ((), ("--output-dir", photos)):
+        run = enhancer(photos, "--recursive", "--suffix", "", "--model", "own-espcn-x2", *extra, limit=False)
+        assert run.returncode == 2, run.stderr
+        errors = [line for line in run.stderr.splitlines() if line.startswith("enhancer: error:")]
+        assert len(errors) == 1 and "empty suffix" in errors[0] and "--output-dir" in errors[0], run.stderr
+    assert _tree(photos) == before
 
 
 # ---------------------------------------------------------------------------------------------------------- privacy

@@ -157,9 +157,13 @@ def test_names_never_overwrite_and_skip_existing(tmp_path, x2_model, cache):
     assert [r.status for r in skipped] == ["skipped"]
     assert sorted(p.name for p in tmp_path.iterdir()) == files
 
-    # An empty suffix and the same format would give the input's own name: it gets -1 instead.
-    [same] = run_job(Job(inputs=[tmp_path / "a.png"], models=[x2_model], suffix=""), cache=cache)
-    assert same.output.name == "a-1.png"
+    # An empty suffix keeps the input's own name: only in another folder (next to it, a "-1" copy would later be
+    # taken for a photo and enhanced again).
+    with pytest.raises(ValueError, match="empty suffix"):
+        run_job(Job(inputs=[tmp_path / "a.png"], models=[x2_model], suffix=""), cache=cache)
+    [same] = run_job(Job(inputs=[tmp_path / "a.png"], models=[x2_model], suffix="", output_dir=tmp_path / "o"),
+                     cache=cache)
+    assert same.output == tmp_path / "o" / "a.png"
     [templated] = run_job(Job(inputs=[tmp_path / "a.png"], models=[x2_model], suffix=".{model}.x{scale}",
                               format="jpg"), cache=cache)
     assert templated.output.name == "a.mobilesr_x2.x2.jpg"
