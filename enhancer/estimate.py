@@ -2,7 +2,8 @@
 
 The estimate loads the chain as the run does (same device, precision, backend, tile size and overlap), plans the
 tiles with the run's own `tiling.plan_run`, times ONE real network pass of the tile shape the run uses most (after
-one warm-up pass of that shape, so first-call costs are not multiplied), and multiplies: every tile of every photo
+one warm-up pass of that shape, so first-call costs are not multiplied; a tile that would take more than a few
+seconds is timed on smaller probes, see `PROBE_SIDES`), and multiplies: every tile of every photo
 through every model of the chain (a later model sees the image the earlier ones enlarged). Tiles of other shapes
 (the edge remainders) are counted at the timed pass's cost per pixel. A per-photo cost for decoding, the colour
 merge of luma networks and encoding the output is added from the pixel count, at rates measured here on a small
@@ -43,10 +44,15 @@ from .errors import Cancelled, EnhancerError
 if TYPE_CHECKING:
     from .pipeline import Job, ModelCache
 
-# A warm-up pass of eager torch that took this long is used as the measurement itself: its first-call cost (weight
-# packing, allocator growth: a fraction of a second) is then small beside it, and a slow model's estimate does not
-# take two of its tiles. Below it, the warm-up is thrown away and the next pass timed.
-WARMUP_IS_ENOUGH_S = 15.0
+# Eager torch times the tile on a ladder of probes cut from its corner, PROBE_SIDES then the tile itself: from each
+# rung timed it climbs to the largest one that the time per pixel so far says takes at most `RUNG_LIMIT_S`, and the
+# largest rung timed gives the time per pixel. So a heavy model's estimate does not take minutes (SwinIR-M x4: a
+# 496×512 tile is about 2 min on the 2-core AMD EPYC), and the time per pixel comes from a tile near the real size:
+# it falls with the size (there, MobileSR x4 on one thread: 28 µs a pixel at 128², 16 at 256², 15 at 496²; SwinIR-M
+# x4 on two: 834 at 64², 501 at 128², 437 at 256²). Compiled backends always time the real tile: a probe would be
+# one more graph to prepare, and their automatic tiles are small anyway.
+PROBE_SIDES = (128, 256)
+RUNG_LIMIT_S = 4.0
 # Fast passes are timed a few times (median), so that timer and scheduling noise do not dominate.
 REPEAT_BELOW_S = 0.5
 MAX_REPEATS = 5
@@ -413,10 +419,38 @@ def _model_key(model: Any) -> tuple:
             id(model.net))
 
 
-def _time_pass(model: Any, runner: Any, device: torch.device, plan: Any, shape: tuple[int, int], channels: int) -> float:
+def _time_pass(
+    model: Any, runner: Any, device: torch.device, plan: Any, shape: tuple[int, int], channels: int
+) -> float:
     """Seconds of one forward pass of `plan.batch` tiles of `shape`, through the run's own tile code (stacking,
     padding, the runner, the copy back, and on out-of-memory the same split into smaller tiles) and the blend into
-    the result."""
+    the result. Each shape timed is run once first (the warm-up) and its time thrown away; eager torch climbs the
+    ladder of probes (`PROBE_SIDES`)."""
+    pad = max(1, int(model.pad_multiple))
+    if runner.uniform_tiles or getattr(runner, "compile", False):
+        return _timed(_pass_runner(model, runner, device, plan, shape, channels))
+    rungs = [tuple(min(side, -(-probe // pad) * pad) for side in shape) for probe in PROBE_SIDES]
+    rungs = [rung for rung in dict.fromkeys(rungs) if rung != shape] + [shape]
+    rung = rungs[0]
+    while True:
+        per_pixel = _timed(_pass_runner(model, runner, device, plan, rung, channels)) / _padded_area(rung, pad)
+        # Up to the largest rung that this time per pixel says is quick enough to time (often the tile itself).
+        higher = [r for r in rungs[rungs.index(rung) + 1 :] if per_pixel * _padded_area(r, pad) <= RUNG_LIMIT_S]
+        if not higher:
+            return per_pixel * _padded_area(shape, pad)
+        rung = higher[-1]
+
+
+def _timed(one_pass: Any) -> float:
+    one_pass()  # the warm-up: first-call costs (weight packing, allocations, a compiled graph) are not multiplied
+    times = [one_pass()]
+    while sum(times) < REPEAT_BELOW_S and len(times) < MAX_REPEATS:
+        times.append(one_pass())
+    return statistics.median(times)
+
+
+def _pass_runner(model: Any, runner: Any, device: torch.device, plan: Any, shape: tuple[int, int], channels: int):
+    """A function that runs one pass of `plan.batch` tiles of `shape` and returns its seconds."""
     from .tiling import AxisTile, _accumulate, _Job, _run_chunk, tile_grid
 
     height, width = shape
@@ -426,11 +460,14 @@ def _time_pass(model: Any, runner: Any, device: torch.device, plan: Any, shape: 
     color = generator.random((height, width, channels), dtype=np.float32)
     job = _Job(model, color, device, runner.precision, scale, tile_grid(model), plan.overlap, plan.context,
                plan.batch, out_channels=channels, runner=runner)
-    # A tile of the plan with this extent, moved to the origin of the sample: the same input, the same weights.
-    row = next(r for r in plan.rows if r.stop - r.start == height)
-    col = next(c for c in plan.cols if c.stop - c.start == width)
-    sample_row = AxisTile(0, height, row.weight_start - row.start * scale, row.weights)
-    sample_col = AxisTile(0, width, col.weight_start - col.start * scale, col.weights)
+    # A tile of the plan with this extent moved to the sample's origin (the same blend weights), or for a probe
+    # weights over the whole piece.
+    row = next((r for r in plan.rows if r.stop - r.start == height), None)
+    col = next((c for c in plan.cols if c.stop - c.start == width), None)
+    sample_row = (AxisTile(0, height, row.weight_start - row.start * scale, row.weights) if row is not None
+                  else AxisTile(0, height, 0, np.ones(height * scale, np.float32)))
+    sample_col = (AxisTile(0, width, col.weight_start - col.start * scale, col.weights) if col is not None
+                  else AxisTile(0, width, 0, np.ones(width * scale, np.float32)))
     scratch = np.zeros((height * scale, width * scale, channels), np.float32)
 
     def one_pass() -> float:
@@ -441,13 +478,7 @@ def _time_pass(model: Any, runner: Any, device: torch.device, plan: Any, shape: 
             _accumulate(scratch, piece, sample_row, sample_col, scale)
         return time.perf_counter() - start
 
-    warmup = one_pass()
-    if warmup >= WARMUP_IS_ENOUGH_S and not runner.uniform_tiles and not getattr(runner, "compile", False):
-        return warmup
-    times = [one_pass()]
-    while sum(times) < REPEAT_BELOW_S and len(times) < MAX_REPEATS:
-        times.append(one_pass())
-    return statistics.median(times)
+    return one_pass
 
 
 def _synchronize(device: torch.device) -> None:

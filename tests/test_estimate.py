@@ -204,3 +204,31 @@ def test_reading_a_header_gives_the_shown_size_and_channels(tmp_path):
     assert estimate.read_header(tmp_path / "rgba.png") == (7, 5, 4, "PNG")
     assert estimate.read_header(tmp_path / "gray.png") == (7, 5, 1, "PNG")
     assert estimate.read_header(tmp_path / "text.png") is None
+
+
+def test_a_heavy_tile_is_timed_on_a_probe_and_a_light_one_itself(monkeypatch):
+    timed = []
+    real = estimate._pass_runner
+
+    def recording(model, runner, device, plan, shape, channels):
+        timed.append(shape)
+        return real(model, runner, device, plan, shape, channels)
+
+    monkeypatch.setattr(estimate, "_pass_runner", recording)
+    monkeypatch.setattr(estimate, "_pass_seconds", {})
+    cache = ModelCache()  # a fresh model: nothing timed before
+    job = Job(inputs=["unused"], models=[MOBILESR], tile="auto", threads=1)
+
+    # One 300×400 tile. With no time allowed for a rung, only the first probe (128²) is timed and scaled by area.
+    monkeypatch.setattr(estimate, "RUNG_LIMIT_S", 0.0)
+    heavy = estimate_photo(job, 400, 300, cache)
+    assert timed == [(128, 128)] and heavy.tiles == 1 and heavy.seconds > 0
+
+    # A tile within the limit is timed itself (after the probe that says so).
+    timed.clear()
+    monkeypatch.setattr(estimate, "_pass_seconds", {})
+    monkeypatch.setattr(estimate, "RUNG_LIMIT_S", 1e6)
+    light = estimate_photo(job, 400, 300, cache)
+    assert timed == [(128, 128), (300, 400)]
+    # The probe's time per pixel is higher than a large tile's, never far off.
+    assert 0.5 <= heavy.seconds / light.seconds <= 4.0
