@@ -39,7 +39,7 @@ from typing import Any, TYPE_CHECKING
 import numpy as np
 import torch
 
-from .errors import Cancelled, EnhancerError
+from .errors import Cancelled, EnhancerError, ImageError
 
 if TYPE_CHECKING:
     from .pipeline import Job, ModelCache
@@ -106,7 +106,8 @@ def format_duration(seconds: float) -> str:
 
 def estimate_job(job: "Job", cache: "ModelCache | None" = None, cancel: Any = None) -> Estimate:
     """The time of the whole `job`: every input it would process (folders expanded as the run does), each sized from
-    its image header only. Inputs that cannot be read count nothing (the run reports them). Raises what `run_job`
+    its image header only. Inputs that cannot be read, or that the run would refuse for their memory, count nothing
+    (the run reports them). The automatic tiles are those of the run's memory plan. Raises what `run_job`
     raises before it touches a file (`ValueError`, `ModelError`, `DeviceError`) and `Cancelled`. A run in progress on
     the same device slows the timed tile too: estimate before a run, not during one."""
     models = _load(job, cache)
@@ -119,7 +120,8 @@ def estimate_photo(
 ) -> Estimate:
     """The time of one `width`×`height` photo (as shown, after its orientation) through `job`'s chain.
     `channels`: 1 gray, 3 RGB, 4 with alpha; `source_format`: Pillow's name of the input's format (for the
-    output format of `format="same"`)."""
+    output format of `format="same"`). Raises `memory_budget.MemoryBudgetError` (an `ImageError`) when the run would
+    refuse a photo of that size on this machine, saying what it needs."""
     if int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"a photo size must be positive, got {width}×{height}")
     models = _load(job, cache)
@@ -138,7 +140,7 @@ def estimate_file(
     if models is None:
         models = _load(job, cache)
     width, height, channels, source_format = header
-    return _estimate(job, models, width, height, channels, source_format, cancel)
+    return _estimate(job, models, width, height, channels, source_format, cancel, path)
 
 
 def lighter_alternative(
@@ -339,25 +341,46 @@ def _estimate_many(job: "Job", models: list[Any], headers, cancel: Any) -> Estim
         counts[header] = counts.get(header, 0) + 1
     seconds, tiles = 0.0, 0
     for (width, height, channels, source_format), count in counts.items():
-        one = _estimate(job, models, width, height, channels, source_format, cancel)
+        try:
+            one = _estimate(job, models, width, height, channels, source_format, cancel)
+        except ImageError:  # a photo too large for this machine's memory: the run refuses it, saying what it needs
+            continue
         seconds, tiles = seconds + count * one.seconds, tiles + count * one.tiles
     return Estimate(seconds, device_for_people(job.device, models), tiles)
 
 
 def _estimate(job: "Job", models: list[Any], width: int, height: int, channels: int, source_format: str,
-              cancel: Any) -> Estimate:
+              cancel: Any, path: str | os.PathLike = "photo") -> Estimate:
+    """One photo through the chain. Raises `MemoryBudgetError` (an `ImageError`) when the run would refuse it."""
+    memory = _memory_plan(job, models, width, height, channels, path)
+    budgets = memory.tile_budgets if memory is not None and memory.tile_budgets else (None,) * len(models)
+    streamed = memory is not None and memory.streamed
     seconds, tiles = _io_seconds(job, models, width, height, channels, source_format), 0
-    for model in models:
+    for model, budget in zip(models, budgets):
         _check(cancel)
-        model_seconds, model_tiles = _network_seconds(job, model, height, width, channels, cancel)
+        model_seconds, model_tiles = _network_seconds(job, model, height, width, channels, cancel, budget, streamed)
         seconds += model_seconds
         tiles += model_tiles
         height, width = height * int(model.scale), width * int(model.scale)
     return Estimate(seconds, device_for_people(job.device, models), tiles)
 
 
-def _network_seconds(job: "Job", model: Any, height: int, width: int, channels: int, cancel: Any) -> tuple[float, int]:
-    """Seconds and tiles of one model over one image, planned and run as `tiling.enhance` does."""
+def _memory_plan(job: "Job", models: list[Any], width: int, height: int, channels: int, path: str | os.PathLike):
+    """The photo's memory plan as `run_job` makes it (`enhancer.memory_budget`): it bounds the automatic tiles."""
+    from .memory_budget import plan_photo
+    from .paths import cache_dir
+
+    scale = math.prod(int(m.scale) for m in models)
+    size = getattr(job, "output_size", None)
+    final_w, final_h = size.target(width, height, scale) if size is not None else (width * scale, height * scale)
+    return plan_photo(Path(path), models, (height, width), channels, tile=job.tile, final_hw=(final_h, final_w),
+                      buffer_folders=(cache_dir(),))
+
+
+def _network_seconds(job: "Job", model: Any, height: int, width: int, channels: int, cancel: Any,
+                     host_budget: int | None = None, streamed: bool = False) -> tuple[float, int]:
+    """Seconds and tiles of one model over one image, planned and run as `tiling.enhance` does (`host_budget`: the
+    memory plan's bound on one automatic tile; `streamed`: the result goes to a disk buffer, not reserved memory)."""
     from .backends import make_runner
     from .devices import accelerator_for, cpu_threads_for, resolve_precision
     from .tiling import plan_run, runs_on_luma
@@ -368,8 +391,10 @@ def _network_seconds(job: "Job", model: Any, height: int, width: int, channels: 
     luma = color_channels == 3 and int(model.in_channels) == 1 and runs_on_luma(model)
     net_channels = 1 if luma else color_channels
     scale = int(model.scale)
-    reserve = height * scale * width * scale * channels * 4  # the result array, as `enhance` reserves it
-    plan = plan_run(model, (height, width), net_channels, job.tile, job.overlap, precision, reserve=reserve)
+    # The result array, as `enhance` reserves it (a disk buffer's pages are the system's to evict: nothing).
+    reserve = 0 if streamed else height * scale * width * scale * channels * 4
+    plan = plan_run(model, (height, width), net_channels, job.tile, job.overlap, precision, reserve=reserve,
+                    host_budget=host_budget)
     with _timing_lock, cpu_threads_for(device, job.threads) as threads:
         runner = make_runner(model, device, precision, job.backend, job.compile, accelerator_for(job.device),
                              plan.runner_shape)

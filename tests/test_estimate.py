@@ -11,7 +11,7 @@ from PIL import Image
 
 from enhancer import estimate
 from enhancer.cli import main
-from enhancer.errors import Cancelled
+from enhancer.errors import Cancelled, ImageError
 from enhancer.estimate import Estimate, estimate_job, estimate_photo, format_duration, lighter_alternative
 from enhancer.pipeline import FileStarted, Job, ModelCache, TileProgress, run_job
 from photo_corpus import ORIENTATION, smooth_rgb
@@ -232,3 +232,23 @@ def test_a_heavy_tile_is_timed_on_a_probe_and_a_light_one_itself(monkeypatch):
     assert timed == [(128, 128), (300, 400)]
     # The probe's time per pixel is higher than a large tile's, never far off.
     assert 0.5 <= heavy.seconds / light.seconds <= 4.0
+
+
+def test_the_memory_plan_bounds_the_tiles_as_in_the_run(tmp_path, monkeypatch, cache):
+    image = photo(tmp_path / "a.png", 256, 192)
+    job = Job(inputs=[image], models=[MOBILESR], output_dir=tmp_path / "out", threads=1)
+    # Plenty of memory: the automatic tile is the whole photo.
+    assert estimate_job(job, cache).tiles == 1
+
+    monkeypatch.setenv("ENHANCER_MEMORY_BUDGET", "100M")  # read by enhancer.memory_budget at each photo
+    predicted = estimate_job(job, cache)
+    events = []
+    [result] = run_job(job, events=events.append, cache=cache)
+    assert result.status == "ok", result.error
+    assert predicted.tiles == tile_totals(events)[1] > 1
+
+    # Too little for even the smallest tile: the run refuses the photo, the estimate counts nothing for it.
+    monkeypatch.setenv("ENHANCER_MEMORY_BUDGET", "1M")
+    assert estimate_job(job, cache).tiles == 0
+    with pytest.raises(ImageError, match="memory"):
+        estimate_photo(job, 256, 192, cache)
