@@ -5,7 +5,7 @@
 Progress bars (one overall with an ETA, one per file counting tiles) and error lines go to stderr; the list of written
 files, or the `--json` summary, goes to stdout. Before each photo a line on stderr says how long it should take
 ("  [1/3] photo.jpg: about 40 s on the CPU"; `estimate_seconds` per file in `--json`); `--no-estimate` skips that
-(the estimate times one tile per tile size and model, about two tiles' time the first time).
+(the estimate times a tile, or a probe of a slow one, per model and tile size: seconds, not minutes, the first time).
 
 Exit codes: 0 every input succeeded (skipped inputs count as success); 1 some inputs failed (the others were written),
 or a model-management action failed; 2 usage error (bad option, unknown or unloadable model, unavailable device);
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument(
         "--no-estimate", dest="estimate", action="store_false",
-        help="do not estimate each photo's time before it runs (the estimate times one tile per tile size and model)",
+        help="do not print how long each photo should take before it runs (the estimate times a tile per model)",
     )
     parser.add_argument("--list-models", action="store_true", help="list the known models and whether they are installed")
     parser.add_argument("--download", action="append", default=[], metavar="ID", help="download and install a model")

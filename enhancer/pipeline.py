@@ -81,8 +81,9 @@ class Job:
     # colour profile and camera data are kept) or "all" (EXIF, XMP and maker notes; the colour profile is kept).
     strip_metadata: str = "location"
     output_size: OutputSize = OutputSize()
-    # Estimate each photo's time before it runs (`enhancer.estimate`; FileStarted.estimate_seconds): one warmed-up
-    # tile is timed per tile shape and model, so it costs about two tiles the first time, nothing for later photos.
+    # Estimate each photo's time before it runs (`enhancer.estimate`; FileStarted.estimate_seconds): a tile (or a
+    # probe of a slow one) is timed per model and tile size, after a warm-up: seconds, not minutes, the first time,
+    # next to nothing for later photos of about the same size.
     estimate: bool = False
 
     def __post_init__(self) -> None:
