@@ -1,13 +1,13 @@
 """How long a job will take, before it runs: "about 6 min on the CPU".
 
 The estimate loads the chain as the run does (same device, precision, backend, tile size and overlap), plans the
-tiles with the run's own `tiling.plan_run`, times ONE real network pass of the tile shape the run uses most (after
-one warm-up pass of that shape, so first-call costs are not multiplied; a tile that would take more than a few
-seconds is timed on smaller probes, see `PROBE_SIDES`), and multiplies: every tile of every photo
-through every model of the chain (a later model sees the image the earlier ones enlarged). Tiles of other shapes
-(the edge remainders) are counted at the timed pass's cost per pixel. A per-photo cost for decoding, the colour
-merge of luma networks and encoding the output is added from the pixel count, at rates measured here on a small
-sample.
+tiles with the run's own `tiling.plan_run` (with the photo's memory plan, as the run), times ONE real network pass
+of the tile shape the run uses most (after one warm-up pass of that shape, so first-call costs are not multiplied; a
+tile that would take more than a few seconds is timed on smaller probes, see `PROBE_SIDES`), and multiplies: every
+tile of every photo through every model of the chain (a later model sees the image the earlier ones enlarged).
+Tiles of other shapes (the edge remainders) are counted at the timed pass's cost per pixel. A per-photo cost for
+decoding, the colour merge of luma networks, a resize to an asked output size and encoding the output is added from
+the pixel counts, at rates measured here on a small sample.
 
 Per-pass times are remembered for the process, per (model, device, backend, precision, threads, tile shape), so the
 estimate of a batch, or a second estimate of the same job, costs almost nothing.
