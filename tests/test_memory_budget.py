@@ -143,3 +143,15 @@ def test_the_cli_refuses_a_photo_over_the_budget_in_one_line_and_writes_the_rest
     errors = [line for line in run.stderr.splitlines() if line.startswith("enhancer: error:")]
     assert len(errors) == 1 and str(big) in errors[0] and "needs about" in errors[0], run.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == [f"b_small_{MODEL}_x2.png"]
+
+
+def test_automatic_tiles_stay_within_the_tile_budget(model):
+    from enhancer.tiling import context_for, plan_run, tile_host_bytes
+
+    free = plan_run(model, (2000, 3000), 1, "auto")
+    budget = 4 << 20
+    bounded = plan_run(model, (2000, 3000), 1, "auto", host_budget=budget)
+    side = bounded.side + 2 * context_for(model)
+    print(f"automatic tile: {free.side} px free, {bounded.side} px within {budget >> 20} MiB")
+    assert bounded.side < free.side
+    assert tile_host_bytes(model, (side, side), 3, "fp32") <= budget
