@@ -232,7 +232,7 @@ def run_job_on_cluster(
     running photos are abandoned (their workers killed), nothing partial is left, and `Cancelled` is raised with the
     results finished before. `on_workers(actors)` is called once the workers exist (for tests and monitoring)."""
     from .pipeline import (
-        FileResult, JobFinished, JobStarted, ModelCache, collect_inputs, default_suffix,
+        FileResult, JobFinished, JobStarted, ModelCache, default_suffix, job_inputs,
         describe_model, load_chain, make_suffix, output_folder, precision_note,
     )
 
@@ -245,7 +245,7 @@ def run_job_on_cluster(
     described = tuple(describe_model(m, job.precision) for m in models)
     notes = tuple(dict.fromkeys(n for n in (precision_note(m, job.precision) for m in models) if n))
     del models
-    items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix)
+    items = job_inputs(job, suffix)  # earlier outputs left out as run_job does
     total = len(items)
 
     ray = connect(address)

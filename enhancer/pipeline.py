@@ -462,10 +462,7 @@ def run_job(
     output_dir = Path(job.output_dir) if job.output_dir is not None else None
     described = tuple(describe_model(m, job.precision) for m in models)  # also checks the precision early
     notes = tuple(dict.fromkeys(note for note in (precision_note(m, job.precision) for m in models) if note))
-    items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix,
-                           skip_folders=[output_dir] if output_dir is not None else [])
-    if not suffix:
-        _check_empty_suffix(items, output_dir, job.recursive)
+    items = job_inputs(job, suffix)
     total = len(items)
     emit(JobStarted(total=total, models=described, notes=notes))
 
@@ -501,6 +498,18 @@ def run_job(
         emit(FileFinished(index, total, result))
     emit(JobFinished(tuple(results), time.monotonic() - started))
     return results
+
+
+def job_inputs(job: Job, suffix: str) -> list[InputFile | FileResult]:
+    """The job's inputs as `collect_inputs` finds them, leaving out earlier outputs: names that end with the job's
+    `suffix`, and everything in its output folder when that lies inside an input folder. `ValueError` for an empty
+    suffix whose outputs would land next to their originals. Shared by `run_job` and the cluster driver."""
+    output_dir = Path(job.output_dir) if job.output_dir is not None else None
+    items = collect_inputs(job.inputs, job.recursive, skip_stem_suffix=suffix,
+                           skip_folders=[output_dir] if output_dir is not None else [])
+    if not suffix:
+        _check_empty_suffix(items, output_dir, job.recursive)
+    return items
 
 
 def _check_empty_suffix(items: list[InputFile | FileResult], output_dir: Path | None, recursive: bool) -> None:
