@@ -381,3 +381,37 @@ def test_an_unforeseen_failure_is_a_download_error_naming_the_model(monkeypatch,
     print(error.value)
     assert store_names() == []
     assert store.recorded_checksum(store.get_entry("mobilesr-x4")) is None  # nothing recorded as trusted
+
+
+def test_the_download_lock_excludes_another_process(monkeypatch, weights, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    release = tmp_path / "release"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, pathlib\n"
+         "from enhancer import download, store\n"
+         "with download.DownloadLock('mobilesr-x4', store.model_store()):\n"
+         "    print('locked', flush=True)\n"
+         "    while not pathlib.Path(sys.argv[1]).exists(): time.sleep(0.05)\n",
+         str(release)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with serve(monkeypatch, {"mobilesr_x4.pth": weights}) as server:
+            with pytest.raises(DownloadError, match="^mobilesr-x4: already downloading mobilesr-x4"):
+                download.download_model("mobilesr-x4", lock_wait_s=0.5)
+            assert server.requests == []
+            release.touch()
+            assert holder.wait(timeout=60) == 0
+            path = download.download_model("mobilesr-x4", lock_wait_s=5)  # the other process is done: free
+    finally:
+        release.touch()
+        holder.wait(timeout=60)
+    assert store.sha256_of(path) == MOBILESR_SHA256
+    assert store_names() == ["mobilesr_x4.pth"]
