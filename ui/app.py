@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -158,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.load()
     apply_style(app, chosen_theme(settings.theme))
+    # Temp files a killed run left in the app's own folders (older than a day); a listing, so off the UI thread.
+    from enhancer.atomic import sweep_app_folders
+
+    threading.Thread(target=sweep_app_folders, name="sweep-temp", daemon=True).start()
     window = MainWindow(settings)
     window.show()
     if args.photo:
