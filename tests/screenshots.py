@@ -3,7 +3,7 @@
 - main_first_start.png: the window at the size it opens with on this screen (at most about 80% of it)
 - main_1280.png: the main window at 1280×800 with a photo open (the toolbar must fit, with no "»" overflow button)
 - toolbar_estimate.png: the toolbar alone, with the time estimate next to Enhance; toolbar_estimate_lighter.png: the
-  same for a 1600×1600 photo, whose long estimate on a CPU comes with a lighter model of the same task
+  same for a 2400×2400 photo, whose long estimate on a CPU comes with a lighter model of the same task
 - main_running.png: mid-run, with the progress bar and the time left
 - main_after_slider.png, main_after_slider_zoomed.png, main_after_side.png: the result in both compare modes
 - main_preview.png: a region drawn on the photo and its preview in the slider; main_preview_ab.png: an A/B of two
@@ -162,7 +162,7 @@ def main(argv: list[str]) -> int:
     from ui.settings import Settings
 
     photo = work / "astronaut.png"
-    big_photo = work / "astronaut-1600.png"
+    big_photo = work / "astronaut-2400.png"
     shutil.copy(resource_path("sample_astronaut.png"), photo)
     settings = Settings.load()
     window = MainWindow(settings)
@@ -188,12 +188,12 @@ def main(argv: list[str]) -> int:
         shoot_toolbar(window, "toolbar_estimate.png")
         # A photo big enough for a long estimate on a CPU: the window then offers a lighter model of the same task.
         with Image.open(photo) as small_photo:
-            small_photo.resize((1600, 1600), Image.Resampling.LANCZOS).save(big_photo)
+            small_photo.resize((2400, 2400), Image.Resampling.LANCZOS).save(big_photo)
         window.open_photo(big_photo)
         wait(window.photoLoaded, 60000)
         long_estimate = wait_estimate(window, 180000)
         offered = getattr(window, "lighter", None)
-        print(f"estimate for 1600x1600: {long_estimate!r}; lighter model offered: {offered and offered[0]}")
+        print(f"estimate for 2400x2400: {long_estimate!r}; lighter model offered: {offered and offered[0]}")
         if offered:
             toolbar_report(window)
             shoot_toolbar(window, "toolbar_estimate_lighter.png")
