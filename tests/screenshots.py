@@ -8,7 +8,8 @@
 - main_after_slider.png, main_after_slider_zoomed.png, main_after_side.png: the result in both compare modes
 - main_preview.png: a region drawn on the photo and its preview in the slider; main_preview_ab.png: an A/B of two
   models on the same region
-- batch_dialog.png: the batch dialog after a batch with a damaged file; model_manager.png; settings_dialog.png
+- batch_dialog_estimate.png: the batch dialog with its estimate for the whole batch, before Start; batch_dialog.png:
+  after the batch, with a damaged file; model_manager.png; settings_dialog.png
 - main_dark.png, settings_dialog_dark.png, batch_dialog_dark.png: the same with the dark palette (forced through
   ENHANCER_THEME=dark, the override of the Settings' theme)
 
@@ -261,13 +262,20 @@ def main(argv: list[str]) -> int:
         write_photo(folder / name, *size)
     (folder / "day2" / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
 
-    def batch_shot(name: str) -> None:
+    def batch_shot(name: str, estimate_first: bool = False) -> None:
         batch = BatchDialog(window.settings, window.cache, window, folder=str(folder), model_id=model_id)
         batch.recursive_check.setChecked(True)
         batch.output.folder_radio.setChecked(True)
         batch.output.folder_edit.setText(str(work / f"enhanced-{name}"))
         batch.move(60, 40)
         batch.show()
+        if estimate_first:
+            if hasattr(batch, "estimateShown"):
+                got = wait(batch.estimateShown, 120000)
+                print(f"batch estimate: {got}")
+                shoot(batch, name.replace(".png", "_estimate.png"))
+            else:
+                skip(name.replace(".png", "_estimate.png"), "no estimate in the batch dialog in this checkout")
         batch.start()
         wait(batch.batchEnded)
         shoot(batch, name)
@@ -292,7 +300,7 @@ def main(argv: list[str]) -> int:
         dialog.reject()
 
     settings_shot("settings_dialog.png")
-    batch_shot("batch_dialog.png")
+    batch_shot("batch_dialog.png", estimate_first=True)
 
     # The dark palette, the way the app picks it at start: ENHANCER_THEME overrides the Settings' theme.
     if chosen_theme is None:
