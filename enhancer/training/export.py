@@ -37,6 +37,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike) 
         "training_seconds": str(round(float(payload["seconds"]))),
         "trained_by": "enhancer.training (this project), from scratch",
     }
+    if config.get("init_from"):  # a run that started from one of our own models: say which
+        metadata["trained_by"] = f"enhancer.training (this project), started from {Path(config['init_from']).name}"
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
