@@ -35,7 +35,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
@@ -425,6 +425,28 @@ JXL_CODESTREAM = b"\xff\x0a"
 _JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
 
 
+def _jxl_boxes(fh) -> Iterator[tuple[bytes, int]]:
+    """Walk a JPEG XL container's boxes from after its signature box: yields (kind, payload size) with `fh` at the
+    payload (a size of -1 means "to the end of the file"); only box headers are read. A damaged file stops the walk
+    (and cannot loop for ever)."""
+    for _ in range(10_000):
+        head = fh.read(8)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack(">I4s", head)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", fh.read(8))[0], 16
+        if size != 0 and size < header:
+            return
+        payload = size - header if size else -1
+        start = fh.tell()
+        yield kind, payload
+        if payload < 0:
+            return
+        fh.seek(start + payload)
+
+
 def _jxl_declared_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from a JPEG XL file's SizeHeader, read from the first bytes of the codestream (bare, or in
     the container's first jxlc/jxlp box); None when the file is not JPEG XL or the header cannot be found."""
@@ -435,21 +457,11 @@ def _jxl_declared_size(path: Path) -> tuple[int, int] | None:
                 return _jxl_size_header(head[2:] + fh.read(16))
             if head != JXL_CONTAINER:
                 return None
-            for _ in range(10_000):
-                box = fh.read(8)
-                if len(box) < 8:
-                    return None
-                size, kind = struct.unpack(">I4s", box)
-                header = 8
-                if size == 1:
-                    size, header = struct.unpack(">Q", fh.read(8))[0], 16
+            for kind, _ in _jxl_boxes(fh):
                 if kind in (b"jxlc", b"jxlp"):
                     data = fh.read(4 + 32)
                     data = data[4:] if kind == b"jxlp" else data  # jxlp starts with its index
                     return _jxl_size_header(data[2:]) if data[:2] == JXL_CODESTREAM else None
-                if size == 0 or size < header:
-                    return None
-                fh.seek(size - header, os.SEEK_CUR)
     except (OSError, struct.error):
         return None
     return None
@@ -491,22 +503,11 @@ def _jxl_xmp(path: Path) -> bytes | None:
     file is a bare codestream). Only box headers are read on the way."""
     try:
         with open(path, "rb") as fh:
-            if fh.read(12) != b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+            if fh.read(12) != JXL_CONTAINER:
                 return None
-            for _ in range(10_000):  # boxes; a damaged file must not loop for ever
-                head = fh.read(8)
-                if len(head) < 8:
-                    return None
-                size, kind = struct.unpack(">I4s", head)
-                header = 8
-                if size == 1:
-                    size, header = struct.unpack(">Q", fh.read(8))[0], 16
+            for kind, payload in _jxl_boxes(fh):
                 if kind == b"xml ":
-                    payload = fh.read(size - header if size else 16 << 20)  # XMP is kilobytes; 16 MiB at most
-                    return payload or None
-                if size == 0 or size < header:
-                    return None
-                fh.seek(size - header, os.SEEK_CUR)
+                    return fh.read(payload if payload >= 0 else 16 << 20) or None  # XMP is kilobytes; 16 MiB at most
     except (OSError, struct.error):
         return None
     return None
