@@ -258,7 +258,7 @@ def test_import_a_golden_swinir_checkpoint_then_use_it_by_id(tmp_path):
     assert store.sha256_of(stored) == store.sha256_of(golden) == entry.sha256
 
     assert store.get_entry("my-model-v2") == entry  # recorded, so usable by id from now on
-    assert store.default_model_id() == "own-mobilesr-x4"  # the bundled default stays the default
+    assert store.default_model_id() == "own-real-x4"  # the bundled default stays the default
     model = load_model("my-model-v2", device="cpu")
     io = torch.load(GOLDEN / "swinir_classical_x4.io.pt", weights_only=True)
     with torch.no_grad():

@@ -58,7 +58,7 @@ def test_download_installs_the_verified_file_and_it_loads_by_id(monkeypatch, wei
     print(f"progress callbacks: {len(calls)}, last {calls[-1][0]}/{calls[-1][1]} bytes at {calls[-1][2] / 1e6:.1f} MB/s")
     model = load_model("mobilesr-x4", device="cpu")
     assert (model.arch, model.task, model.scale, model.name) == ("mobilesr", "sr", 4, "mobilesr-x4")
-    assert store.default_model_id() == "own-mobilesr-x4"  # a download never replaces the bundled default
+    assert store.default_model_id() == "own-real-x4"  # a download never replaces the bundled default
     # Already installed: nothing is fetched again.
     assert download.download_model("mobilesr-x4") == path
 

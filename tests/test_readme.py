@@ -243,9 +243,6 @@ def test_readme_links_to_files_that_exist():
         assert (ROOT / target).exists(), f"the README links to {target}, which does not exist"
 
 
-# Models the README names before they are in models/catalog.toml: the real-photo models being trained now. Empty this
-# once they are in the catalog (the test then checks them like every other id).
-PENDING_MODELS = frozenset({"own-real-x4", "own-real-x2"})
 MODEL_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9{},]+)+$")
 
 
@@ -274,5 +271,5 @@ def test_every_model_id_in_the_readme_is_in_the_catalog():
             for arguments in command_parts(code_line, ENHANCER_COMMAND):
                 named.update(re.findall(r"--(?:model|download)[ =]([a-z0-9][a-z0-9-]*)(?=\s|$)", arguments))
     assert len(named) >= 40, f"only {len(named)} model ids found in the README: is the parser broken?"
-    unknown = sorted(named - known - PENDING_MODELS)
+    unknown = sorted(named - known)
     assert not unknown, f"the README names models that are not in models/catalog.toml: {unknown}"
