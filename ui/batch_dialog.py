@@ -113,7 +113,8 @@ class BatchDialog(QDialog):
         output_layout = QVBoxLayout(output)
         size_row = QFormLayout()
         size_row.setContentsMargins(0, 0, 0, 0)
-        self.size_picker = OutputSizePicker(_saved_output_size(settings), self)
+        self.size_picker = OutputSizePicker(_saved_output_size(settings), self,
+                                            no_photo_text="Every photo of the batch is made this size (aspect kept)")
         size_row.addRow("Size:", self.size_picker)
         output_layout.addLayout(size_row)
         self.output = OutputOptions(settings, self)

@@ -35,8 +35,10 @@ class OutputSizePicker(QWidget):
 
     changed = Signal(object)
 
-    def __init__(self, size: OutputSize | None = None, parent: QWidget | None = None):
+    def __init__(self, size: OutputSize | None = None, parent: QWidget | None = None,
+                 no_photo_text: str = "Open a photo to see the size of the result"):
         super().__init__(parent)
+        self._no_photo_text = no_photo_text
         self.mode_combo = QComboBox(self)
         for mode, label in MODE_LABELS:
             self.mode_combo.addItem(label, mode)
@@ -142,7 +144,7 @@ class OutputSizePicker(QWidget):
 
     def _show_result(self) -> None:
         if self._photo is None:
-            self.result_label.setText("Open a photo to see the size of the result")
+            self.result_label.setText(self._no_photo_text)
             self.result_label.setToolTip("")
             return
         size = self.output_size()
