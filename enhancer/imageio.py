@@ -928,14 +928,7 @@ def _encode(photo: Photo, fh: BinaryIO, fmt: str, quality: int) -> None:
         else:
             _write_tiff16(fh, data, photo, exif)
         return
-    if deep:
-        image = Image.fromarray(_quantize(pixels[:, :, 0], 16))
-        if image.mode != "I;16":
-            image = image.convert("I;16")
-    else:
-        data = _quantize(pixels, 8)
-        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-        image = Image.fromarray(data[:, :, 0] if channels == 1 else data, mode=mode)
+    image = _pillow_image(pixels, deep)
     options: dict = {}
     if photo.icc_profile and fmt != "BMP":
         options["icc_profile"] = photo.icc_profile
@@ -1007,22 +1000,26 @@ def _write_heif_deep(fh: BinaryIO, pixels: np.ndarray, photo: Photo, exif: Image
     heif.save(fh, **options)
 
 
+def _pillow_image(pixels: np.ndarray, gray16: bool) -> Image.Image:
+    """The Pillow image for float pixels: 16-bit gray ("I;16") with `gray16`, else 8 bits in L, LA, RGB or RGBA."""
+    if gray16:
+        image = Image.fromarray(_quantize(pixels[:, :, 0], 16))
+        return image if image.mode == "I;16" else image.convert("I;16")
+    data = _quantize(pixels, 8)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
+    return Image.fromarray(data[:, :, 0] if pixels.shape[2] == 1 else data, mode=mode)
+
+
 def _write_jxl(fh: BinaryIO, pixels: np.ndarray, photo: Photo, exif: Image.Exif | None, quality: int) -> None:
     """JPEG XL through pillow-jxl-plugin: EXIF and XMP kept; 16 bits for gray without alpha (the plugin's "I;16"),
     8 bits otherwise; lossless at quality 100. The plugin cannot embed an ICC profile, and a JPEG XL without one is
     sRGB: a colour photo with another profile is converted to sRGB (so that it looks the same wherever it fits in
     sRGB), a gray one's profile is left out (`format_notes` says so)."""
     channels = pixels.shape[2]
-    if photo.bit_depth == 16 and channels == 1:
-        image = Image.fromarray(_quantize(pixels[:, :, 0], 16))
-        if image.mode != "I;16":
-            image = image.convert("I;16")
-    else:
-        data = _quantize(pixels, 8)
-        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-        image = Image.fromarray(data[:, :, 0] if channels == 1 else data, mode=mode)
-        if photo.icc_profile and channels >= 3 and not _is_srgb(photo.icc_profile):
-            image = _to_srgb(image, photo.icc_profile)
+    deep = photo.bit_depth == 16 and channels == 1
+    image = _pillow_image(pixels, deep)
+    if not deep and photo.icc_profile and channels >= 3 and not _is_srgb(photo.icc_profile):
+        image = _to_srgb(image, photo.icc_profile)
     options: dict = dict(quality=quality, lossless=quality >= 100)
     if exif is not None:
         options["exif"] = exif.tobytes()  # the plugin takes bytes, not an Image.Exif

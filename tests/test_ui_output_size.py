@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 pytest.importorskip("pytestqt")
 
 from enhancer.sizing import OutputSize  # noqa: E402
+from test_ui_main import write_photo  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 from ui.settings import Settings  # noqa: E402
-
-
-def write_photo(path: Path, width: int, height: int) -> Path:
-    rng = np.random.default_rng(width * 1000 + height)
-    ys, xs = np.mgrid[0:height, 0:width]
-    base = np.stack([xs * 255 // max(1, width - 1), ys * 255 // max(1, height - 1), (xs + ys) % 256], -1)
-    Image.fromarray(np.clip(base + rng.integers(0, 40, size=base.shape), 0, 255).astype(np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture

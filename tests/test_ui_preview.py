@@ -12,20 +12,13 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPoint, QPointF, QRect, Qt  # noqa: E402
+from test_ui_estimate import write_photo  # noqa: E402
 
 from ui.main_window import PREVIEW_VISIBLE_SIDE, MainWindow  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 
 MODEL = "own-mobilesr-x4"
 QUICK = "own-espcn-x4"
-
-
-def write_photo(path: Path, width: int, height: int) -> Path:
-    rng = np.random.default_rng(width * 1000 + height)
-    ys, xs = np.mgrid[0:height, 0:width]
-    base = np.stack([xs * 255 // max(1, width - 1), ys * 255 // max(1, height - 1), (xs * 3 + ys * 5) % 256], -1)
-    Image.fromarray(np.clip(base + rng.integers(0, 60, size=base.shape), 0, 255).astype(np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture
